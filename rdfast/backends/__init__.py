@@ -1,0 +1,57 @@
+"""Backend registry: which implementations of the fused per-chain ops this machine has.
+
+``get(name, device)`` returns a backend module implementing ``rdfast.backends.protocol``;
+``available()`` reports every backend with whether it can run here and, if not, why.
+"""
+from __future__ import annotations
+
+import importlib
+
+import torch
+
+# name -> (module, device types it runs on), in order of preference for "auto"
+_BACKENDS = {
+    "cuda": ("rdfast.backends.cuda", ("cuda",)),
+    "triton": ("rdfast.backends.triton_backend", ("cuda",)),
+    "cpu": ("rdfast.backends.cpu", ("cpu",)),
+    "torch": ("rdfast.backends.torch_backend", ("cpu", "cuda")),
+}
+
+
+def _load(name: str):
+    """Import backend ``name``; returns (module or None, reason it is unavailable or "")."""
+    module_name, _ = _BACKENDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        return None, f"import failed: {exc}"
+    reason = getattr(module, "unavailable_reason", lambda: "")()
+    return (None, reason) if reason else (module, "")
+
+
+def available() -> dict:
+    """{name: {"available": bool, "devices": [...], "reason": str}} for every backend."""
+    report = {}
+    for name, (_, devices) in _BACKENDS.items():
+        module, reason = _load(name)
+        report[name] = {"available": module is not None, "devices": list(devices), "reason": reason}
+    return report
+
+
+def get(name: str, device: torch.device):
+    """The backend module called ``name`` ("auto" picks the fastest one for ``device``)."""
+    if name == "auto":
+        for candidate, (_, devices) in _BACKENDS.items():
+            if device.type in devices:
+                module, _ = _load(candidate)
+                if module is not None:
+                    return module
+        raise ValueError(f"backend: no backend runs on device {device}")
+    if name not in _BACKENDS:
+        raise ValueError(f"backend: expected one of {['auto', *_BACKENDS]}, got {name!r}")
+    module, reason = _load(name)
+    if module is None:
+        raise ValueError(f"backend: {name!r} is not available here ({reason})")
+    if device.type not in _BACKENDS[name][1]:
+        raise ValueError(f"backend: {name!r} runs on {_BACKENDS[name][1]}, but the tensors are on {device}")
+    return module

@@ -1,0 +1,66 @@
+"""Annealing schedules: float64 tensors ``0 = β_0 ≤ β_1 ≤ … ≤ β_T`` of ``T + 1`` values.
+
+A schedule of ``n_steps`` transitions has ``n_steps + 1`` inverse temperatures; transition
+``k`` moves from ``β_{k−1}`` to ``β_k``. Any user 1-D nondecreasing sequence starting at 0
+is accepted by ``validate``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def _check_steps_and_max(n_steps, beta_max):
+    if not isinstance(n_steps, int) or isinstance(n_steps, bool) or n_steps < 1:
+        raise ValueError(f"n_steps: expected a positive int, got {n_steps!r}")
+    if not (isinstance(beta_max, (int, float)) and math.isfinite(beta_max) and beta_max > 0):
+        raise ValueError(f"beta_max: expected a positive finite number, got {beta_max!r}")
+
+
+def linear(n_steps: int, beta_max: float = 1.0) -> torch.Tensor:
+    """β_k = β_max · k / T."""
+    _check_steps_and_max(n_steps, beta_max)
+    return torch.linspace(0.0, float(beta_max), n_steps + 1, dtype=torch.float64)
+
+
+def geometric(n_steps: int, beta_min: float, beta_max: float = 1.0) -> torch.Tensor:
+    """0 followed by ``n_steps`` geometrically spaced values from β_min to β_max."""
+    _check_steps_and_max(n_steps, beta_max)
+    if not (isinstance(beta_min, (int, float)) and 0 < beta_min <= beta_max):
+        raise ValueError(f"beta_min: expected 0 < beta_min <= beta_max={beta_max}, got {beta_min!r}")
+    if n_steps == 1:
+        tail = torch.tensor([float(beta_max)], dtype=torch.float64)
+    else:
+        tail = torch.logspace(math.log10(beta_min), math.log10(beta_max), n_steps, dtype=torch.float64)
+        tail[-1] = float(beta_max)
+    return torch.cat([torch.zeros(1, dtype=torch.float64), tail])
+
+
+def sigmoid(n_steps: int, beta_max: float = 1.0, radius: float = 4.0) -> torch.Tensor:
+    """Wu et al.'s sigmoid schedule: s_k = σ(−r + 2r·k/T), β_k = β_max (s_k − s_0)/(s_T − s_0)."""
+    _check_steps_and_max(n_steps, beta_max)
+    if not (isinstance(radius, (int, float)) and radius > 0 and math.isfinite(radius)):
+        raise ValueError(f"radius: expected a positive finite number, got {radius!r}")
+    s = torch.sigmoid(torch.linspace(-radius, radius, n_steps + 1, dtype=torch.float64))
+    betas = float(beta_max) * (s - s[0]) / (s[-1] - s[0])
+    betas[0], betas[-1] = 0.0, float(beta_max)
+    return betas
+
+
+def validate(schedule) -> torch.Tensor:
+    """Return ``schedule`` as a float64 CPU tensor after checking it is a valid schedule."""
+    try:
+        betas = torch.as_tensor(schedule, dtype=torch.float64).detach().cpu()
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(f"schedule: expected a 1-D sequence of numbers, got {type(schedule).__name__}") from exc
+    if betas.dim() != 1 or betas.numel() < 2:
+        raise ValueError(f"schedule: expected a 1-D sequence of at least 2 values, got shape {tuple(betas.shape)}")
+    if not torch.isfinite(betas).all():
+        raise ValueError("schedule: contains NaN or inf")
+    if betas[0] != 0:
+        raise ValueError(f"schedule: must start at 0 (the prior), starts at {betas[0].item()}")
+    if (betas[1:] < betas[:-1]).any():
+        k = int(torch.nonzero(betas[1:] < betas[:-1])[0]) + 1
+        raise ValueError(f"schedule: must be nondecreasing, but beta[{k}]={betas[k].item()} < beta[{k - 1}]={betas[k - 1].item()}")
+    return betas.contiguous()
