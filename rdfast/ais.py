@@ -163,7 +163,11 @@ class _Run:
 
         z = self._initial_states(items, dt)  # [B, K] current states
         d = torch.empty(B, **f64)  # [B] cached d(z)
-        g = ev(z, d)  # [B, K] cached ∇_z d(z)
+        try:
+            g = ev(z, d)  # [B, K] cached ∇_z d(z)
+        except RuntimeError as exc:
+            raise ValueError(f"decoder: failed on latents z of shape {tuple(z.shape)}, dtype {z.dtype}, device "
+                             f"{z.device} (z takes the dtype and device of x): {exc}") from exc
         if not torch.isfinite(d).all() or not torch.isfinite(g).all():
             n_bad = int((~torch.isfinite(d)).sum() + (~torch.isfinite(g).all(1)).sum())
             raise ValueError(f"decoder: non-finite distortion or gradient at {n_bad} initial prior samples; "
