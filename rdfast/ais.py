@@ -1,6 +1,7 @@
 """The AIS driver: annealed importance sampling with HMC transitions for N items × M chains.
 
-Per chain, with schedule 0 = β_0 ≤ … ≤ β_T: z_0 ~ p, log w_0 = 0, and for k = 1..T
+Per chain, along a path β_0, β_1, …, β_T (forward: 0 = β_0 ≤ … ≤ β_T; BDMC's reverse
+chains walk it backwards from an exact posterior sample):
 
     log w_k = log w_{k−1} − (β_k − β_{k−1}) · d(x, f(z_{k−1}))     (weight first, old state)
     z_k     ~ HMC_k(· | z_{k−1})                                    (leaves f_βk invariant)
@@ -9,7 +10,8 @@ with f_β(z) = p(z) exp(−β d(x, f(z))). Each chain caches d and ∇_z d of it
 so one transition costs exactly L decoder forwards and L vector–Jacobian products. At
 recorded transitions the per-item estimates log Ẑ, D̂, R̂ = −log Ẑ − β D̂ and ESS are kept.
 The per-chain work is done by a backend (``rdfast.backends``); random numbers are drawn
-here from counter-based streams keyed by (seed, item, chain, step).
+from counter-based streams keyed by (seed, global item, chain, step), so batching does not
+change results and a resumed run continues exactly.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ import warnings
 import torch
 
 from . import backends, priors, rng
-from .backends.protocol import ADAPT_CODES, ADAPT_NONE
+from .backends.protocol import ADAPT_CODES
+from .checkpoint import Checkpointer, fingerprint
 from .distortions import Evaluator, resolve
 from .progress import Progress
 from .result import AISResult
@@ -30,6 +33,7 @@ from .validation import check_data, check_int, check_positive_float, infer_laten
 
 _DEFAULT_ADAPT = object()
 DIVERGENCE_WARN_FRACTION = 0.01
+PER_RECORD = ("log_z", "distortion", "rate", "ess", "accept_rate")
 
 
 def record_steps(record, n_transitions: int) -> torch.Tensor:
@@ -52,7 +56,7 @@ def record_steps(record, n_transitions: int) -> torch.Tensor:
 def ais(decoder, x, schedule, *, distortion="gaussian_nll", logvar=None, prior=None, latent_dim=None,
         n_chains=16, leapfrog_steps=10, step_size=0.01, target_accept=0.65, adapt=_DEFAULT_ADAPT,
         step_sizes=None, record=100, seed=None, generator=None, backend="auto", batch_size=None,
-        progress=False) -> AISResult:
+        progress=False, checkpoint=None, checkpoint_every=600.0, resume=None) -> AISResult:
     """Run AIS from the prior (β = 0) along ``schedule`` for every item of ``x``.
 
     decoder: callable z [rows, K] -> x̂ [rows, *x.shape[1:]] (or (mean, logvar) for
@@ -64,17 +68,39 @@ def ais(decoder, x, schedule, *, distortion="gaussian_nll", logvar=None, prior=N
         ``step_sizes`` — a StepSizes or a tuning run's AISResult — are replayed);
     record: number of evenly spaced transitions to record (the last included) or indices;
     seed / generator: make the run reproducible; the random numbers of item n depend only on
-        (seed, n), so ``batch_size`` (items per pass) does not change the result.
+        (seed, n), so ``batch_size`` (items per pass) does not change the result;
+    checkpoint: path of a file to which the whole state is written atomically every
+        ``checkpoint_every`` seconds (a float) or transitions (an int), and at the end;
+    resume: path of such a file: continue that run (same arguments) to the result an
+        uninterrupted run gives.
     Returns an ``AISResult``.
     """
-    start = time.monotonic()
     x = check_data(x)
     betas = validate_schedule(schedule)
+    return anneal(decoder, x, betas, distortion=distortion, logvar=logvar, prior=prior, latent_dim=latent_dim,
+                  n_chains=n_chains, leapfrog_steps=leapfrog_steps, step_size=step_size,
+                  target_accept=target_accept, adapt=adapt, step_sizes=step_sizes, record=record, seed=seed,
+                  generator=generator, backend=backend, batch_size=batch_size, progress=progress,
+                  checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
+
+
+def anneal(decoder, x, betas, *, initial=None, item_offset=0, label="ais", distortion="gaussian_nll",
+           logvar=None, prior=None, latent_dim=None, n_chains=16, leapfrog_steps=10, step_size=0.01,
+           target_accept=0.65, adapt=_DEFAULT_ADAPT, step_sizes=None, record=100, seed=None, generator=None,
+           backend="auto", batch_size=None, progress=False, checkpoint=None, checkpoint_every=600.0,
+           resume=None) -> AISResult:
+    """AIS along any validated path ``betas`` [T + 1] (float64) for checked data ``x``.
+
+    ``initial`` [N, K] or [N, M, K]: start the chains of item n at initial[n] (every chain) or
+    initial[n, m] instead of sampling the prior (BDMC's reverse chains run betas from β* to 0). ``item_offset``: the
+    global index of x[0], which keys its random streams. Other arguments as ``ais``.
+    """
+    start = time.monotonic()
     T = betas.numel() - 1
     M = check_int("n_chains", n_chains)
     L = check_int("leapfrog_steps", leapfrog_steps)
     eps0 = check_positive_float("step_size", step_size)
-    if not (isinstance(target_accept, (int, float)) and 0 < target_accept < 1):
+    if isinstance(target_accept, bool) or not (isinstance(target_accept, (int, float)) and 0 < target_accept < 1):
         raise ValueError(f"target_accept: expected a number in (0, 1), got {target_accept!r}")
     if step_sizes is not None:
         step_sizes = as_step_sizes(step_sizes)
@@ -91,34 +117,41 @@ def ais(decoder, x, schedule, *, distortion="gaussian_nll", logvar=None, prior=N
     dist = resolve(distortion, logvar, x)
     K = infer_latent_dim(decoder, prior, latent_dim)
     prior = priors.check(prior, K)
+    if initial is not None and tuple(initial.shape) not in ((x.shape[0], K), (x.shape[0], M, K)):
+        raise ValueError(f"initial: expected shape {(x.shape[0], K)} or {(x.shape[0], M, K)}, got {tuple(initial.shape)}")
     be = backends.get(backend, x.device)
     seed = resolve_seed(seed, generator)
     rec = record_steps(record, T)
-
-    run = _Run(decoder=decoder, dist=dist, prior=prior, backend=be, betas=betas, M=M, L=L, K=K,
-               eps0=eps0, target=float(target_accept), adapt=ADAPT_CODES[adapt], seed=seed, rec=rec,
-               progress=Progress(T * math.ceil(x.shape[0] / chunk), "ais", bool(progress)))
-    parts = [run.chunk(x[i:i + chunk], i, None if step_sizes is None else step_sizes.select(slice(i, i + chunk)))
-             for i in range(0, x.shape[0], chunk)]
-    out = {name: torch.cat([p[name] for p in parts], dim=1 if name in _PER_RECORD else 0) for name in parts[0]}
-    log_eps = out.pop("log_eps")
     config = dict(n_items=x.shape[0], n_chains=M, leapfrog_steps=L, n_transitions=T, latent_dim=K,
                   distortion=dist.name, adapt=adapt, target_accept=float(target_accept), step_size=eps0,
                   replayed_step_sizes=step_sizes is not None, seed=seed, backend=be.name,
-                  dtype=str(x.dtype).replace("torch.", ""), beta_max=float(betas[-1]))
-    result = AISResult(beta=betas[rec], steps=rec, **out,
-                       step_sizes=StepSizes(knot_boundaries(T), log_eps.T.contiguous()),
-                       config=config, seconds=time.monotonic() - start)
+                  dtype=str(x.dtype).replace("torch.", ""), beta_max=float(betas.max()), item_offset=item_offset)
+    ckpt = Checkpointer(checkpoint, checkpoint_every, resume, x.device, fingerprint(
+        config, betas=betas, x=x, rec=rec, decoder=decoder, logvar=dist.logvar, initial=initial,
+        step_sizes=None if step_sizes is None else step_sizes.log_eps, batch_size=chunk))
+
+    run = _Run(decoder=decoder, dist=dist, prior=prior, backend=be, betas=betas, M=M, L=L, K=K,
+               eps0=eps0, target=float(target_accept), adapt=ADAPT_CODES[adapt], seed=seed, rec=rec, ckpt=ckpt,
+               progress=Progress(T * math.ceil(x.shape[0] / chunk), label, bool(progress)))
+    ckpt.started = start
+    parts = ckpt.completed_parts()
+    for i in range(len(parts) * chunk, x.shape[0], chunk):
+        sl = slice(i, i + chunk)
+        run.progress.done = T * (i // chunk)
+        parts.append(run.chunk(x[sl], item_offset + i, None if step_sizes is None else step_sizes.select(sl),
+                               None if initial is None else initial[sl], ckpt.resume_state(item_offset + i), parts))
+        ckpt.save(parts, None, None, run.progress_seconds())
+    out = {name: torch.cat([p[name] for p in parts], dim=1 if name in PER_RECORD else 0) for name in parts[0]}
+    log_eps = out.pop("log_eps")
+    result = AISResult(beta=betas[rec], steps=rec, **out, step_sizes=StepSizes(knot_boundaries(T), log_eps.T.contiguous()),
+                       config=config, seconds=ckpt.previous_seconds + time.monotonic() - start)
     _warn_on_faults(result)
     return result
 
 
-_PER_RECORD = ("log_z", "distortion", "rate", "ess", "accept_rate")
-
-
 def _warn_on_faults(result: AISResult) -> None:
     proposals = result.n_chains * int(result.config["n_transitions"])
-    frac = result.divergences.double() / proposals
+    frac = result.divergences.double() / max(proposals, 1)
     if (frac > DIVERGENCE_WARN_FRACTION).any():
         worst = int(torch.argmax(frac))
         warnings.warn(f"ais: {int(result.divergences.sum())} proposals had a non-finite energy and were rejected "
@@ -130,7 +163,7 @@ def _warn_on_faults(result: AISResult) -> None:
 
 
 class _Run:
-    """Shared settings of one ``ais`` call; ``chunk`` runs the whole schedule for some items."""
+    """Shared settings of one annealing call; ``chunk`` runs the whole path for some items."""
 
     def __init__(self, **kw):
         self.__dict__.update(kw)
@@ -138,9 +171,12 @@ class _Run:
         self.rec_set = set(self.rec.tolist())
         self.bounds = knot_boundaries(self.betas.numel() - 1).tolist()
 
-    def _initial_states(self, items, dtype):
+    def _initial_states(self, items, dtype, initial):
         K, M = self.K, self.M
-        if hasattr(self.prior, "from_noise"):
+        if initial is not None:
+            z = initial.to(device=items.device, dtype=dtype)
+            z = z.repeat_interleave(M, 0) if z.dim() == 2 else z.reshape(-1, K)
+        elif hasattr(self.prior, "from_noise"):
             noise = rng.normal(self.seed, items, M, K, 0, rng.STREAM_INIT)
             u = rng.uniform(self.seed, items, M, 0, rng.STREAM_INIT)
             z = self.prior.from_noise(noise, u)
@@ -152,16 +188,11 @@ class _Run:
             raise ValueError(f"prior: samples must have shape [{items.numel() * M}, {K}], got {getattr(z, 'shape', None)}")
         return z.to(device=items.device, dtype=dtype).contiguous()
 
-    def chunk(self, x, offset, frozen: StepSizes | None):
-        """Run items x [n, *event] (global indices offset..offset+n−1) through the schedule."""
-        N, M, L, K, be = x.shape[0], self.M, self.L, self.K, self.backend
-        B, dev, dt = N * M, x.device, x.dtype
+    def _fresh_state(self, x, items, initial, ev):
+        N, M = x.shape[0], self.M
+        B, dev = N * M, x.device
         f64 = dict(dtype=torch.float64, device=dev)
-        items = torch.arange(offset, offset + N, device=dev)
-        ev = Evaluator(self.decoder, x, M, self.dist, be)
-        custom_prior = not getattr(self.prior, "is_standard_normal", False)
-
-        z = self._initial_states(items, dt)  # [B, K] current states
+        z = self._initial_states(items, x.dtype, initial)  # [B, K] current states
         d = torch.empty(B, **f64)  # [B] cached d(z)
         try:
             g = ev(z, d)  # [B, K] cached ∇_z d(z)
@@ -169,38 +200,51 @@ class _Run:
             raise ValueError(f"decoder: failed on latents z of shape {tuple(z.shape)}, dtype {z.dtype}, device "
                              f"{z.device} (z takes the dtype and device of x): {exc}") from exc
         if not torch.isfinite(d).all() or not torch.isfinite(g).all():
-            n_bad = int((~torch.isfinite(d)).sum() + (~torch.isfinite(g).all(1)).sum())
-            raise ValueError(f"decoder: non-finite distortion or gradient at {n_bad} initial prior samples; "
+            n_bad = int((~(torch.isfinite(d) & torch.isfinite(g).all(1))).sum())
+            raise ValueError(f"decoder: non-finite distortion or gradient at {n_bad} initial states; "
                              "check the decoder, the data and logvar")
-        zp, dp = torch.empty_like(z), torch.empty(B, **f64)  # proposal
-        logw, h0 = torch.zeros(B, **f64), torch.empty(B, **f64)
-        eps = torch.full((B,), self.eps0, **f64)
-        acc_stat = torch.full((B,), self.target, **f64)
-        n_acc = torch.zeros(B, dtype=torch.int64, device=dev)
-        n_div = torch.zeros(B, dtype=torch.int64, device=dev)
-        sum_log_eps = torch.zeros(B, **f64)
-        log_eps = torch.empty(len(self.bounds) - 1, N, **f64)  # [S, N]
         R = self.rec.numel()
-        rec = {name: torch.full((R, N), float("nan"), **f64) for name in _PER_RECORD}
-        r, knot, prev_k, prev_acc = 0, 0, 0, torch.zeros(N, **f64)
+        return dict(
+            k=0, r=0, knot=0, prev_k=0, z=z, g=g, d=d,
+            logw=torch.zeros(B, **f64), eps=torch.full((B,), self.eps0, **f64),
+            acc_stat=torch.full((B,), self.target, **f64),
+            n_acc=torch.zeros(B, dtype=torch.int64, device=dev), n_div=torch.zeros(B, dtype=torch.int64, device=dev),
+            sum_log_eps=torch.zeros(B, **f64), log_eps=torch.empty(len(self.bounds) - 1, N, **f64),  # [S, N]
+            prev_acc=torch.zeros(N, **f64), **{name: torch.full((R, N), float("nan"), **f64) for name in PER_RECORD})
+
+    def progress_seconds(self) -> float:
+        return self.ckpt.previous_seconds + time.monotonic() - self.ckpt.started
+
+    def chunk(self, x, offset, frozen: StepSizes | None, initial, saved, parts):
+        """Run items x [n, *event] (global indices offset..offset+n−1) along the path."""
+        N, M, L, K, be = x.shape[0], self.M, self.L, self.K, self.backend
+        dev, dt = x.device, x.dtype
+        items = torch.arange(offset, offset + N, device=dev)
+        ev = Evaluator(self.decoder, x, M, self.dist, be)
+        custom_prior = not getattr(self.prior, "is_standard_normal", False)
+        s = saved if saved is not None else self._fresh_state(x, items, initial, ev)
+        z, g, d, logw, eps = s["z"], s["g"], s["d"], s["logw"], s["eps"]
+        zp, dp, h0 = torch.empty_like(z), torch.empty_like(d), torch.empty_like(d)  # proposal, H0
         pe0 = pg0 = pe1 = pg1 = None
 
         def record(k):
-            nonlocal r, prev_k, prev_acc
-            be.record(logw, d, M, rec["log_z"][r], rec["distortion"][r], rec["ess"][r])
-            rec["rate"][r] = -rec["log_z"][r] - self.beta_list[k] * rec["distortion"][r]
-            acc = n_acc.view(N, M).sum(1).double()
-            if k > prev_k:
-                rec["accept_rate"][r] = (acc - prev_acc) / (M * (k - prev_k))
-            r, prev_k, prev_acc = r + 1, k, acc
+            r = s["r"]
+            be.record(logw, d, M, s["log_z"][r], s["distortion"][r], s["ess"][r])
+            s["rate"][r] = -s["log_z"][r] - self.beta_list[k] * s["distortion"][r]
+            acc = s["n_acc"].view(N, M).sum(1).double()
+            if k > s["prev_k"]:
+                s["accept_rate"][r] = (acc - s["prev_acc"]) / (M * (k - s["prev_k"]))
+            s.update(r=r + 1, prev_k=k, prev_acc=acc)
 
-        if 0 in self.rec_set:
+        if s["k"] == 0 and 0 in self.rec_set:
             record(0)
-        for k in range(1, len(self.beta_list)):
+        self.progress.update(s["k"])
+        for k in range(s["k"] + 1, len(self.beta_list)):
             beta, dbeta = self.beta_list[k], self.beta_list[k] - self.beta_list[k - 1]
+            knot = s["knot"]
             if k == self.bounds[knot] and frozen is not None:
                 eps.copy_(torch.exp(frozen.log_eps[knot].to(dev)).repeat_interleave(M))
-            sum_log_eps.add_(torch.log(eps))
+            s["sum_log_eps"].add_(torch.log(eps))
             p = rng.normal(self.seed, items, M, K, k, rng.STREAM_MOMENTUM, dt)  # [B, K]
             if custom_prior:
                 pe0, pg0 = priors.energy_and_grad(self.prior, z)
@@ -214,20 +258,23 @@ class _Run:
                 else:
                     be.leapfrog_end(zp, gp, p, beta, eps, pg1)
             u = rng.uniform(self.seed, items, M, k, rng.STREAM_ACCEPT)
-            be.metropolis(z, g, d, zp, gp, dp, p, h0, u, beta, eps, acc_stat, n_acc, n_div,
+            be.metropolis(z, g, d, zp, gp, dp, p, h0, u, beta, eps, s["acc_stat"], s["n_acc"], s["n_div"],
                           self.adapt, self.target, k, pe1)
             if k == self.bounds[knot + 1] - 1:
                 count = self.bounds[knot + 1] - self.bounds[knot]
-                log_eps[knot] = sum_log_eps.view(N, M).sum(1) / (M * count)
-                sum_log_eps.zero_()
-                knot += 1
+                s["log_eps"][knot] = s["sum_log_eps"].view(N, M).sum(1) / (M * count)
+                s["sum_log_eps"].zero_()
+                s["knot"] = knot + 1
+            s["k"] = k
             if k in self.rec_set:
                 record(k)
             self.progress.update()
+            if k < len(self.beta_list) - 1:
+                self.ckpt.maybe_save(parts, offset, s, self.progress_seconds)
 
         total = max(len(self.beta_list) - 1, 1)
-        out = {name: t.cpu() for name, t in rec.items()}
-        out.update(acceptance=(n_acc.view(N, M).sum(1).double() / (M * total)).cpu(),
-                   divergences=n_div.view(N, M).sum(1).cpu(), z=z.view(N, M, K).cpu(),
-                   log_w=logw.view(N, M).cpu(), log_eps=log_eps.T.cpu())
+        out = {name: s[name].cpu() for name in PER_RECORD}
+        out.update(acceptance=(s["n_acc"].view(N, M).sum(1).double() / (M * total)).cpu(),
+                   divergences=s["n_div"].view(N, M).sum(1).cpu(), z=z.view(N, M, K).cpu(),
+                   log_w=logw.view(N, M).cpu(), log_eps=s["log_eps"].T.cpu())
         return out

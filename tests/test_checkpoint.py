@@ -1,0 +1,116 @@
+"""Checkpoint/resume: a run killed with SIGKILL resumes to the bit-identical result; bad files are refused."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+import rdfast
+from rdfast.testing import linear_problem
+
+ARGS = dict(logvar=-0.5, n_chains=4, leapfrog_steps=3, record=6, seed=3, backend="torch", batch_size=3)
+STEPS = 300
+
+SCRIPT = textwrap.dedent(f"""
+    import sys, time, torch, rdfast
+    from rdfast.testing import linear_problem
+    torch.set_num_threads(1)
+    pr = linear_problem(2, 5, 5, logvar=-0.5, seed=2)
+    def slow(z):
+        time.sleep(0.002)
+        return pr.decoder(z)
+    slow.latent_dim = 2
+    rdfast.ais(slow, pr.x, rdfast.schedules.sigmoid({STEPS}, 4.0), checkpoint=sys.argv[1], checkpoint_every=10, **{ARGS!r})
+""")
+
+
+def problem():
+    pr = linear_problem(2, 5, 5, logvar=-0.5, seed=2)
+
+    def slow(z):  # same function name as in the subprocess: part of the fingerprint
+        return pr.decoder(z)
+    slow.latent_dim = 2
+    return pr, slow
+
+
+def test_sigkill_then_resume_is_bit_identical(tmp_path):
+    torch.set_num_threads(1)
+    path = tmp_path / "run.ckpt"
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(path)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait for a checkpoint taken inside the second chunk
+        if path.exists():
+            state = torch.load(path, weights_only=True)
+            if state["offset"] == 3 and state["state"] is not None and state["state"]["k"] > 20:
+                break
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = torch.load(path, weights_only=True)
+    assert len(saved["parts"]) == 1 and 0 < saved["state"]["k"] < STEPS  # killed mid-run
+    pr, slow = problem()
+    sched = rdfast.schedules.sigmoid(STEPS, 4.0)
+    resumed = rdfast.ais(slow, pr.x, sched, resume=path, **ARGS)
+    whole = rdfast.ais(slow, pr.x, sched, **ARGS)
+    for name in ("log_z", "distortion", "rate", "ess", "accept_rate", "z", "log_w", "divergences", "acceptance"):
+        assert torch.equal(getattr(resumed, name), getattr(whole, name)), name
+    assert torch.equal(resumed.step_sizes.log_eps, whole.step_sizes.log_eps)
+
+
+def _checkpointed(tmp_path):
+    pr, slow = problem()
+    path = tmp_path / "c.ckpt"
+    rdfast.ais(slow, pr.x, rdfast.schedules.sigmoid(20, 4.0), checkpoint=path, checkpoint_every=5, **ARGS)
+    return pr, slow, path
+
+
+def test_mismatched_checkpoint_refused_and_untouched(tmp_path):
+    pr, slow, path = _checkpointed(tmp_path)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="different arguments"):
+        rdfast.ais(slow, pr.x, rdfast.schedules.sigmoid(20, 4.0), resume=path, **{**ARGS, "seed": 4})
+    with pytest.raises(ValueError, match="different arguments"):
+        rdfast.ais(slow, pr.x + 0.1, rdfast.schedules.sigmoid(20, 4.0), resume=path, **ARGS)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "foreign"])
+def test_corrupted_checkpoint_refused_and_untouched(tmp_path, damage):
+    pr, slow, path = _checkpointed(tmp_path)
+    data = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"not a checkpoint" * 10)
+    else:
+        torch.save({"hello": torch.zeros(2)}, path)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="resume:"):
+        rdfast.ais(slow, pr.x, rdfast.schedules.sigmoid(20, 4.0), resume=path, **ARGS)
+    assert path.read_bytes() == before
+
+
+def test_existing_checkpoint_not_overwritten_without_resume(tmp_path):
+    pr, slow, path = _checkpointed(tmp_path)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="already exists"):
+        rdfast.ais(slow, pr.x, rdfast.schedules.sigmoid(20, 4.0), checkpoint=path, **ARGS)
+    assert path.read_bytes() == before
+
+
+def test_resume_of_finished_run_returns_the_result(tmp_path):
+    pr, slow, path = _checkpointed(tmp_path)
+    again = rdfast.ais(slow, pr.x, rdfast.schedules.sigmoid(20, 4.0), resume=path, **ARGS)
+    whole = rdfast.ais(slow, pr.x, rdfast.schedules.sigmoid(20, 4.0), **ARGS)
+    assert torch.equal(again.log_z, whole.log_z)
+
+
+def test_checkpoint_every_validated(tmp_path):
+    pr, slow = problem()
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        rdfast.ais(slow, pr.x, rdfast.schedules.sigmoid(20, 4.0), checkpoint=tmp_path / "x", checkpoint_every=0, **ARGS)
