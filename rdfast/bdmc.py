@@ -24,6 +24,7 @@ import torch
 
 from . import priors, rng, schedules
 from .ais import anneal
+from .checkpoint import part_paths
 from .curve import second_round_seed
 from .result import save_npz_atomic
 from .validation import check_int, infer_latent_dim, resolve_seed
@@ -145,12 +146,14 @@ def simulate(decoder, prior, n_data: int, beta_star: float, distortion: str, log
 
 def bdmc(decoder, betas, n_data: int, schedule=None, steps=None, *, distortion="gaussian_nll", logvar=None,
          prior=None, latent_dim=None, n_chains=16, leapfrog_steps=10, radius=4.0, seed=None, generator=None,
-         backend="auto", dtype=None, device=None, progress=False, **ais_kwargs) -> BDMCResult:
+         backend="auto", dtype=None, device=None, progress=False, checkpoint=None, resume=None,
+         **ais_kwargs) -> BDMCResult:
     """Lower and upper bounds of log Z_β(x) at each β in ``betas`` on ``n_data`` simulated items.
 
     The path 0 → β is ``schedule`` cut at β (the paper: the RD run's own intermediate
     distributions) or ``schedules.sigmoid(steps, β, radius)``. ``dtype``/``device`` of the
-    simulated data default to the decoder's parameters. Other keyword arguments go to AIS.
+    simulated data default to the decoder's parameters. ``checkpoint``/``resume``: one file per
+    run, ``<path>.b<j>.<direction><round>``. Other keyword arguments go to AIS.
     """
     beta_list = [float(b) for b in torch.as_tensor(betas, dtype=torch.float64).reshape(-1)]
     if not beta_list or any(not (b > 0 and np.isfinite(b)) for b in beta_list):
@@ -177,13 +180,16 @@ def bdmc(decoder, betas, n_data: int, schedule=None, steps=None, *, distortion="
         z_star, x = simulate(decoder, prior, n_data, b, distortion, logvar, dtype, device, seed, j)
         path = path_to(schedule, b, steps, radius)
         s = [second_round_seed(seed + 4 * j + i) for i in range(4)]
-        fwd1 = anneal(decoder, x, path, seed=s[0], adapt="ema", label=f"bdmc β={b:.3g} forward tune", **common)
-        fwd2 = anneal(decoder, x, path, seed=s[1], step_sizes=fwd1, label=f"bdmc β={b:.3g} forward", **common)
+        ck = {tag: part_paths(checkpoint, resume, f"b{j}.{tag}") for tag in ("fwd1", "fwd2", "rev1", "rev2")}
+        fwd1 = anneal(decoder, x, path, seed=s[0], adapt="ema", label=f"bdmc β={b:.3g} forward tune",
+                      **ck["fwd1"], **common)
+        fwd2 = anneal(decoder, x, path, seed=s[1], step_sizes=fwd1, label=f"bdmc β={b:.3g} forward",
+                      **ck["fwd2"], **common)
         rev_path = path.flip(0).contiguous()
         rev1 = anneal(decoder, x, rev_path, initial=fwd1.z.to(device), seed=s[2], adapt="ema",
-                      label=f"bdmc β={b:.3g} reverse tune", **common)
+                      label=f"bdmc β={b:.3g} reverse tune", **ck["rev1"], **common)
         rev2 = anneal(decoder, x, rev_path, initial=z_star, seed=s[3], step_sizes=rev1,
-                      label=f"bdmc β={b:.3g} reverse", **common)
+                      label=f"bdmc β={b:.3g} reverse", **ck["rev2"], **common)
         out["lower"].append(fwd2.log_z[-1])
         out["upper"].append(-rev2.log_z[-1])
         out["x"].append(x.cpu())

@@ -123,3 +123,17 @@ class Checkpointer:
         save_atomic({"format": FORMAT, "fingerprint": self.fp, "parts": parts, "offset": offset,
                      "state": state, "seconds": seconds}, self.path)
         self.last_time, self.since = time.monotonic(), 0
+
+
+def part_paths(checkpoint, resume, tag: str) -> dict:
+    """checkpoint/resume keyword arguments for one run (``tag``) of a multi-run call.
+
+    Each run keeps its own file ``<base>.<tag>``; on resume a run whose file exists continues
+    (or, if finished, returns at once) and one that never started begins afresh.
+    """
+    if resume is not None:
+        path = f"{os.fspath(resume)}.{tag}"
+        return {"resume": path} if os.path.exists(path) else {"checkpoint": path}
+    if checkpoint is not None:
+        return {"checkpoint": f"{os.fspath(checkpoint)}.{tag}"}
+    return {}

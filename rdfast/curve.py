@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from . import schedules
+from .checkpoint import part_paths
 from .ais import ais
 from .result import AISResult
 from .validation import resolve_seed
@@ -14,11 +15,16 @@ def second_round_seed(seed: int) -> int:
     return (seed * _MIX + 1442695040888963407) % (1 << 62)
 
 
-def two_rounds(decoder, x, schedule, *, seed, adapt="ema", **ais_kwargs) -> tuple[AISResult, AISResult]:
-    """Round 1 adapts step sizes (seed); round 2 replays them frozen with a fresh seed."""
-    tuning = ais(decoder, x, schedule, adapt=adapt, seed=seed, **ais_kwargs)
-    final = ais(decoder, x, schedule, step_sizes=tuning.step_sizes, adapt=None,
-                seed=second_round_seed(seed), **ais_kwargs)
+def two_rounds(decoder, x, schedule, *, seed, adapt="ema", checkpoint=None, resume=None,
+               **ais_kwargs) -> tuple[AISResult, AISResult]:
+    """Round 1 adapts step sizes (seed); round 2 replays them frozen with a fresh seed.
+
+    With ``checkpoint``/``resume`` each round keeps its own file (``<path>.tune``, ``<path>.final``).
+    """
+    tuning = ais(decoder, x, schedule, adapt=adapt, seed=seed, **part_paths(checkpoint, resume, "tune"),
+                 **ais_kwargs)
+    final = ais(decoder, x, schedule, step_sizes=tuning.step_sizes, adapt=None, seed=second_round_seed(seed),
+                **part_paths(checkpoint, resume, "final"), **ais_kwargs)
     final.config["tuning"] = {"seed": seed, "adapt": adapt, "acceptance": tuning.acceptance.mean().item(),
                               "seconds": tuning.seconds}
     return tuning, final
@@ -29,7 +35,7 @@ def rd_curve(decoder, x, beta_max: float, steps: int, *, schedule=None, radius: 
     """Rate-distortion curve by the two-round protocol on the sigmoid schedule to ``beta_max``.
 
     ``schedule`` overrides the default ``schedules.sigmoid(steps, beta_max, radius)``; the other
-    keyword arguments go to ``rdfast.ais``. Returns round 2's AISResult (its step sizes are
+    keyword arguments go to ``rdfast.ais`` (``checkpoint``/``resume`` cover both rounds). Returns round 2's AISResult (its step sizes are
     those tuned in round 1; ``config["tuning"]`` summarises round 1).
     """
     if schedule is None:

@@ -114,3 +114,16 @@ def test_checkpoint_every_validated(tmp_path):
     pr, slow = problem()
     with pytest.raises(ValueError, match="checkpoint_every"):
         rdfast.ais(slow, pr.x, rdfast.schedules.sigmoid(20, 4.0), checkpoint=tmp_path / "x", checkpoint_every=0, **ARGS)
+
+
+def test_rd_curve_and_bdmc_resume(tmp_path):
+    pr, slow = problem()
+    kw = dict(logvar=-0.5, n_chains=3, leapfrog_steps=2, seed=1, backend="torch")
+    first = rdfast.rd_curve(slow, pr.x, 2.0, 12, checkpoint=tmp_path / "rd", **kw)
+    assert (tmp_path / "rd.tune").exists() and (tmp_path / "rd.final").exists()
+    (tmp_path / "rd.final").unlink()  # as if killed before round 2 saved anything
+    again = rdfast.rd_curve(slow, pr.x, 2.0, 12, resume=tmp_path / "rd", **kw)
+    assert torch.equal(first.log_z, again.log_z)
+    b1 = rdfast.bdmc(pr.decoder, [1.0], 3, steps=6, checkpoint=tmp_path / "bd", **kw)
+    b2 = rdfast.bdmc(pr.decoder, [1.0], 3, steps=6, resume=tmp_path / "bd", **kw)
+    assert torch.equal(b1.lower, b2.lower) and torch.equal(b1.upper, b2.upper)
