@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 
 import torch
 
@@ -16,6 +17,14 @@ _BACKENDS = {
     "cpu": ("rdfast.backends.cpu", ("cpu",)),
     "torch": ("rdfast.backends.torch_backend", ("cpu", "cuda")),
 }
+
+
+def _devices(name: str) -> tuple:
+    """Device types ``name`` runs on; Triton's interpreter (TRITON_INTERPRET=1) adds the CPU."""
+    devices = _BACKENDS[name][1]
+    if name == "triton" and os.environ.get("TRITON_INTERPRET") == "1":
+        devices = (*devices, "cpu")
+    return devices
 
 
 def _load(name: str):
@@ -32,14 +41,15 @@ def _load(name: str):
 def available() -> dict:
     """{name: {"available": bool, "devices": [...], "reason": str}} for every backend."""
     report = {}
-    for name, (_, devices) in _BACKENDS.items():
+    for name in _BACKENDS:
         module, reason = _load(name)
-        report[name] = {"available": module is not None, "devices": list(devices), "reason": reason}
+        report[name] = {"available": module is not None, "devices": list(_devices(name)), "reason": reason}
     return report
 
 
 def get(name: str, device: torch.device):
-    """The backend module called ``name`` ("auto" picks the fastest one for ``device``)."""
+    """The backend module called ``name`` ("auto" picks the fastest one for ``device``; it never
+    picks Triton's interpreter)."""
     if name == "auto":
         for candidate, (_, devices) in _BACKENDS.items():
             if device.type in devices:
@@ -52,6 +62,6 @@ def get(name: str, device: torch.device):
     module, reason = _load(name)
     if module is None:
         raise ValueError(f"backend: {name!r} is not available here ({reason})")
-    if device.type not in _BACKENDS[name][1]:
-        raise ValueError(f"backend: {name!r} runs on {_BACKENDS[name][1]}, but the tensors are on {device}")
+    if device.type not in _devices(name):
+        raise ValueError(f"backend: {name!r} runs on {_devices(name)}, but the tensors are on {device}")
     return module
