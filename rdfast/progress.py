@@ -1,4 +1,5 @@
-"""A minimal progress line on stderr for long runs (rate and time left, at most once a second)."""
+"""A minimal progress line on stderr for long runs: rate and time left, redrawn in place at most
+once a second on a terminal, or a new line at most every 15 seconds in a log file."""
 from __future__ import annotations
 
 import sys
@@ -8,10 +9,11 @@ import time
 class Progress:
     """Counts ``total`` units of work; prints ``label: done/total (pct) rate, eta`` when enabled."""
 
-    def __init__(self, total: int, label: str, enabled: bool, stream=None, interval: float = 1.0):
+    def __init__(self, total: int, label: str, enabled: bool, stream=None):
         self.total, self.label, self.enabled = total, label, enabled
         self.stream = stream or sys.stderr
-        self.interval = interval
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interval = 1.0 if self.tty else 15.0
         self.done = 0
         self.start = self.last = time.monotonic()
 
@@ -28,7 +30,7 @@ class Progress:
         elapsed = max(now - self.start, 1e-9)
         rate = self.done / elapsed
         eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-        end = "\n" if self.done >= self.total else ""
-        self.stream.write(f"\r{self.label}: {self.done}/{self.total} ({100.0 * self.done / self.total:.1f}%) "
+        start, end = ("\r", "\n" if self.done >= self.total else "") if self.tty else ("", "\n")
+        self.stream.write(f"{start}{self.label}: {self.done}/{self.total} ({100.0 * self.done / self.total:.1f}%) "
                           f"{rate:.1f}/s, {elapsed:.0f}s elapsed, eta {eta:.0f}s   {end}")
         self.stream.flush()

@@ -1,0 +1,90 @@
+"""The command line end to end, in subprocesses (run from a scratch folder so the installed package is used)."""
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+
+def rdfast(*args, cwd, check=True):
+    proc = subprocess.run([sys.executable, "-m", "rdfast", *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=900, env={**__import__("os").environ, "MPLBACKEND": "Agg"})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"rdfast {args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def assert_png(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, path
+
+
+def test_help_lists_every_command(tmp_path):
+    out = rdfast("--help", cwd=tmp_path).stdout
+    for command in ("demo", "run", "plot", "backends"):
+        assert command in out
+    assert "--checkpoint" in rdfast("run", "--help", cwd=tmp_path).stdout
+
+
+def test_backends_command(tmp_path):
+    out = rdfast("backends", cwd=tmp_path).stdout
+    assert "torch" in out and "available" in out
+
+
+@pytest.mark.slow
+def test_demo_quick_end_to_end(tmp_path):
+    rdfast("demo", "--quick", "--out", tmp_path / "out", cwd=tmp_path)
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert set(results["models"]) == {"VAE k=2", "VAE k=10", "GAN k=10", "AAE k=10"}
+    for name, res in results["models"].items():
+        curve = res["curve"]
+        assert len(curve["beta"]) == len(curve["rate"]) == len(curve["distortion"]) > 1
+        assert np.isfinite(curve["rate"]).all() and np.isfinite(curve["distortion"]).all()
+    assert np.isfinite(results["models"]["VAE k=10"]["log_likelihood"]["mean"])
+    assert len(results["models"]["VAE k=10"]["bdmc"]["gap"]) == 3
+    for name in ("rd_curves.png", "bdmc.png", "reconstructions.png"):
+        assert_png(tmp_path / "out" / name)
+    # a second run reloads the trained models instead of training again
+    again = rdfast("demo", "--quick", "--out", tmp_path / "out", cwd=tmp_path)
+    assert "loaded" in again.stdout and "saved" not in again.stdout
+    # and plot redraws the figures from the JSON alone
+    (tmp_path / "out" / "rd_curves.png").unlink()
+    rdfast("plot", tmp_path / "out" / "results.json", cwd=tmp_path)
+    assert_png(tmp_path / "out" / "rd_curves.png")
+
+
+def test_run_on_a_user_decoder_module(tmp_path):
+    (tmp_path / "mymodel.py").write_text(textwrap.dedent("""
+        import torch
+        torch.manual_seed(0)
+        decoder = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Tanh(), torch.nn.Linear(16, 12), torch.nn.Sigmoid())
+    """))
+    np.savez(tmp_path / "data.npz", images=np.random.default_rng(0).random((5, 3, 4)).astype(np.float32))
+    rdfast("run", "--decoder", "mymodel:decoder", "--data", tmp_path / "data.npz", "--steps", 20, "--chains", 3,
+           "--leapfrog", 2, "--record", 5, "--beta-max", 50, "--bdmc", "1,10", "--bdmc-items", 2, "--bdmc-steps", 5,
+           "--out", tmp_path / "out", "--checkpoint", tmp_path / "ck", cwd=tmp_path)
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert len(results["models"]["model"]["curve"]["beta"]) == 5
+    assert (tmp_path / "out" / "result.npz").exists() and (tmp_path / "ck.final").exists()
+    assert_png(tmp_path / "out" / "bdmc.png")
+    # resuming the finished run returns the same curve
+    rdfast("run", "--decoder", "mymodel:decoder", "--data", tmp_path / "data.npz", "--steps", 20, "--chains", 3,
+           "--leapfrog", 2, "--record", 5, "--beta-max", 50, "--out", tmp_path / "out2", "--resume", tmp_path / "ck",
+           cwd=tmp_path)
+    again = json.loads((tmp_path / "out2" / "results.json").read_text())
+    assert again["models"]["model"]["curve"]["rate"] == results["models"]["model"]["curve"]["rate"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--decoder", "nosuchmodule:dec", "--data", "digits"], "cannot import"),
+    (["run", "--decoder", "missing.pt", "--data", "digits"], "no such file"),
+    (["run", "--decoder", "json:dumps", "--data", "nofile.npz"], "--data"),
+    (["run", "--decoder", "x", "--data", "digits"], "package.module:attribute"),
+    (["run", "--decoder", "json:dumps", "--data", "digits", "--steps", "0"], "positive"),
+    (["plot", "nofile.json"], "no such file"),
+])
+def test_bad_input_gives_a_clear_message(tmp_path, args, message):
+    proc = rdfast(*args, cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr
