@@ -24,12 +24,12 @@ import torch
 from . import backends, priors, rng
 from .backends.protocol import ADAPT_CODES
 from .checkpoint import Checkpointer, fingerprint
-from .distortions import Evaluator, resolve
+from .distortions import make_evaluator, resolve
 from .progress import Progress
 from .result import AISResult
 from .schedules import validate as validate_schedule
 from .stepsizes import StepSizes, as_step_sizes, knot_boundaries
-from .validation import check_data, check_int, check_positive_float, infer_latent_dim, resolve_seed
+from .validation import check_data, check_int, check_memory, check_positive_float, infer_latent_dim, resolve_seed
 
 _DEFAULT_ADAPT = object()
 DIVERGENCE_WARN_FRACTION = 0.01
@@ -120,6 +120,7 @@ def anneal(decoder, x, betas, *, initial=None, item_offset=0, label="ais", disto
     if initial is not None and tuple(initial.shape) not in ((x.shape[0], K), (x.shape[0], M, K)):
         raise ValueError(f"initial: expected shape {(x.shape[0], K)} or {(x.shape[0], M, K)}, got {tuple(initial.shape)}")
     be = backends.get(backend, x.device)
+    check_memory(min(chunk, x.shape[0]) * M, K, x[0].numel(), x.element_size(), x.device)
     seed = resolve_seed(seed, generator)
     rec = record_steps(record, T)
     config = dict(n_items=x.shape[0], n_chains=M, leapfrog_steps=L, n_transitions=T, latent_dim=K,
@@ -220,7 +221,7 @@ class _Run:
         N, M, L, K, be = x.shape[0], self.M, self.L, self.K, self.backend
         dev, dt = x.device, x.dtype
         items = torch.arange(offset, offset + N, device=dev)
-        ev = Evaluator(self.decoder, x, M, self.dist, be)
+        ev = make_evaluator(self.decoder, x, M, self.dist, be)
         custom_prior = not getattr(self.prior, "is_standard_normal", False)
         s = saved if saved is not None else self._fresh_state(x, items, initial, ev)
         z, g, d, logw, eps = s["z"], s["g"], s["d"], s["logw"], s["eps"]

@@ -59,3 +59,29 @@ def resolve_seed(seed, generator) -> int:
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator: expected a torch.Generator, got {type(generator).__name__}")
     return int(torch.randint(0, 1 << 62, (1,), generator=generator))
+
+
+def free_memory_bytes(device: torch.device) -> int:
+    """Memory free for new tensors on ``device`` (CUDA: the driver's count; CPU: available RAM)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    import os
+
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62  # unknown: do not refuse
+
+
+def check_memory(rows: int, latent_dim: int, data_dim: int, itemsize: int, device: torch.device) -> None:
+    """Refuse up front a run whose per-chain buffers cannot fit, instead of failing midway.
+
+    Per row: ~6 latent vectors (state, proposal, momentum, gradients) and ~3 data-sized
+    vectors (decoder output, its gradient, its autograd copy) of the compute dtype, plus ~12
+    float64 scalars. Decoder activations come on top, so this is a lower bound.
+    """
+    need = rows * ((6 * latent_dim + 3 * data_dim) * itemsize + 12 * 8)
+    free = free_memory_bytes(device)
+    if need > free:
+        raise ValueError(f"batch_size: {rows} rows (items per pass x n_chains) need at least {need / 2**30:.1f} GiB "
+                         f"on {device}, but only {free / 2**30:.1f} GiB is free; lower batch_size or n_chains")

@@ -250,3 +250,9 @@ def test_mismatched_step_sizes_rejected():
         run(pr, step_sizes=tuned, schedule=rdfast.schedules.linear(10, 1.0))
     with pytest.raises(ValueError, match="adapt"):
         run(pr, step_sizes=tuned, adapt="ema")
+
+
+def test_absurd_sizes_refused_up_front():
+    pr = small()
+    with pytest.raises(ValueError, match="GiB"):
+        run(pr, n_chains=10 ** 12)
