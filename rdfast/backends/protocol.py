@@ -8,7 +8,7 @@ gradients; per-row scalars are float64; counters are int64. Random numbers are i
 
 ``distortion(kind, x, xhat, logvar, d, grad_xhat, grad_logvar, n_chains)``
     d [B] and ∂d/∂x̂ [B, P] (and ∂d/∂v [B, P] when logvar is per row [B, P]) for kind in
-    ``KINDS``; logvar is None, [1], [P] (broadcast) or [B, P].
+    ``KINDS``; logvar is [1], [P] (broadcast) or [B, P] for gaussian_nll, ignored otherwise.
 ``leapfrog_begin(z0, g0, d0, p, z, logw, h0, beta, dbeta, eps, prior_energy=None, prior_grad=None)``
     logw −= Δβ·d0; h0 = U(z0) + ½‖p‖²; p −= ½ε∇U(z0); z = z0 + εp.
 ``leapfrog_step(z, g, p, beta, eps, prior_grad=None)``
@@ -17,9 +17,11 @@ gradients; per-row scalars are float64; counters are int64. Random numbers are i
     p −= ½ε∇U(z).
 ``metropolis(z0, g0, d0, z, g, d, p, h0, u, beta, eps, accept_stat, n_accept, n_diverge, adapt, target, t, prior_energy=None)``
     accept iff H1 finite and log u < h0 − H1; select (z, g, d) into (z0, g0, d0); update the
-    statistics; adapt ε.
+    statistics; adapt ε. (A non-finite gradient at the proposal makes the final momentum, and
+    so H1, non-finite: such a proposal is a divergence too.)
 ``record(logw, d, n_chains, log_z, dist, ess)``
-    per item log Ẑ, D̂ and ESS [N] from log w and d.
+    per item log Ẑ, D̂ and ESS [N] from log w and d (an item whose log-weights are all −inf
+    gets log Ẑ = −inf, which the driver reports; the driver never produces one).
 
 Potential ``U(z) = E(z) + β d(z)`` with prior energy ``E = ½‖z‖²`` and ``∇E = z`` fused for
 the standard normal; other priors pass ``prior_energy`` [B] (−log p) and ``prior_grad``
