@@ -6,7 +6,7 @@
   neither read nor written, so a rejected NaN cannot leak)
   n_accept += accept;  n_diverge += ¬finite
   statistic a: n_accept / t (CUMULATIVE) else EMA_DECAY·a + (1 − EMA_DECAY)·accept
-  ADAPT: ε ← clamp(ε · (EPS_GROW if a > target else EPS_SHRINK), EPS_MIN, EPS_MAX)
+  ADAPT: ε ← clamp(ε · (eps_grow if a > target else eps_shrink), EPS_MIN, EPS_MAX)
 """
 import triton
 import triton.language as tl
@@ -18,9 +18,9 @@ from .numerics import as_float64, is_finite
 def metropolis_kernel(
     z0_ptr, g0_ptr, d0_ptr, z_ptr, g_ptr, d_ptr, p_ptr, h0_ptr, u_ptr, eps_ptr,
     accept_stat_ptr, n_accept_ptr, n_diverge_ptr, prior_energy_ptr,
-    n_rows, n_cols, t, beta: tl.float64, target: tl.float64,
+    n_rows, n_cols, t, beta: tl.float64, target: tl.float64, eps_grow: tl.float64, eps_shrink: tl.float64,
     HAS_PRIOR_ENERGY: tl.constexpr, ADAPT: tl.constexpr, CUMULATIVE: tl.constexpr,
-    EMA_DECAY: tl.constexpr, EPS_GROW: tl.constexpr, EPS_SHRINK: tl.constexpr,
+    EMA_DECAY: tl.constexpr,
     EPS_MIN: tl.constexpr, EPS_MAX: tl.constexpr,
     BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr,
 ):
@@ -71,6 +71,6 @@ def metropolis_kernel(
     tl.store(accept_stat_ptr + rows, stat, mask=row_ok)
     if ADAPT:
         eps = tl.load(eps_ptr + rows, mask=row_ok, other=1.0)
-        factor = tl.where(stat > as_float64(target), EPS_GROW, EPS_SHRINK)
+        factor = tl.where(stat > as_float64(target), as_float64(eps_grow), as_float64(eps_shrink))  # float64 factors
         eps = tl.minimum(tl.maximum(eps * factor, EPS_MIN), EPS_MAX)
         tl.store(eps_ptr + rows, eps, mask=row_ok)

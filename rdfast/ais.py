@@ -25,6 +25,7 @@ from . import backends, priors, rng
 from .backends.protocol import ADAPT_CODES
 from .checkpoint import Checkpointer, fingerprint
 from .distortions import make_evaluator, resolve
+from .distributed import run_ais
 from .progress import Progress
 from .result import AISResult
 from .schedules import validate as validate_schedule
@@ -56,7 +57,7 @@ def record_steps(record, n_transitions: int) -> torch.Tensor:
 def ais(decoder, x, schedule, *, distortion="gaussian_nll", logvar=None, prior=None, latent_dim=None,
         n_chains=16, leapfrog_steps=10, step_size=0.01, target_accept=0.65, adapt=_DEFAULT_ADAPT,
         step_sizes=None, record=100, seed=None, generator=None, backend="auto", batch_size=None,
-        progress=False, checkpoint=None, checkpoint_every=600.0, resume=None) -> AISResult:
+        progress=False, checkpoint=None, checkpoint_every=600.0, resume=None, distributed=None) -> AISResult | None:
     """Run AIS from the prior (β = 0) along ``schedule`` for every item of ``x``.
 
     decoder: callable z [rows, K] -> x̂ [rows, *x.shape[1:]] (or (mean, logvar) for
@@ -73,15 +74,20 @@ def ais(decoder, x, schedule, *, distortion="gaussian_nll", logvar=None, prior=N
         ``checkpoint_every`` seconds (a float) or transitions (an int), and at the end;
     resume: path of such a file: continue that run (same arguments) to the result an
         uninterrupted run gives.
-    Returns an ``AISResult``.
+    distributed: None (shard the items over the ranks of an initialised torch.distributed
+        process group, if any), True (also initialise one from torchrun's environment), "rank0"
+        (as True, but ranks other than 0 return None) or False (all items here); every rank passes
+        all of x, on its own device; each rank checkpoints to ``<path>.rank{r}of{W}``. See
+        ``rdfast.distributed`` and docs/distributed.md.
+    Returns an ``AISResult`` (the same as one process over all items gives).
     """
     x = check_data(x)
     betas = validate_schedule(schedule)
-    return anneal(decoder, x, betas, distortion=distortion, logvar=logvar, prior=prior, latent_dim=latent_dim,
-                  n_chains=n_chains, leapfrog_steps=leapfrog_steps, step_size=step_size,
-                  target_accept=target_accept, adapt=adapt, step_sizes=step_sizes, record=record, seed=seed,
-                  generator=generator, backend=backend, batch_size=batch_size, progress=progress,
-                  checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
+    return run_ais(distributed, anneal, decoder, x, betas, distortion=distortion, logvar=logvar, prior=prior,
+                   latent_dim=latent_dim, n_chains=n_chains, leapfrog_steps=leapfrog_steps, step_size=step_size,
+                   target_accept=target_accept, adapt=adapt, step_sizes=step_sizes, record=record, seed=seed,
+                   generator=generator, backend=backend, batch_size=batch_size, progress=progress,
+                   checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
 
 
 def anneal(decoder, x, betas, *, initial=None, item_offset=0, label="ais", distortion="gaussian_nll",

@@ -16,6 +16,7 @@ step sizes are independent of the exact sample the bound relies on.
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ from . import priors, rng, schedules
 from .ais import anneal
 from .checkpoint import part_paths
 from .curve import second_round_seed
+from .distributed import join_dicts, map_items
 from .result import save_npz_atomic
 from .validation import check_int, infer_latent_dim, resolve_seed
 
@@ -120,9 +122,10 @@ def path_to(schedule, beta_star: float, steps, radius: float) -> torch.Tensor:
 
 
 def simulate(decoder, prior, n_data: int, beta_star: float, distortion: str, logvar, dtype, device, seed: int,
-             index: int):
-    """(z* [n, K], x [n, *event]) with z* an exact sample of q*_β*(·|x)."""
-    items = torch.arange(n_data, device=device)
+             index: int, item_offset: int = 0):
+    """(z* [n, K], x [n, *event]) with z* an exact sample of q*_β*(·|x), for the items
+    item_offset..item_offset+n−1 (their random streams are keyed by these global indices)."""
+    items = torch.arange(item_offset, item_offset + n_data, device=device)
     z = prior.from_noise(rng.normal(seed, items, 1, prior.dim, 2 * index, rng.STREAM_DATA),
                          rng.uniform(seed, items, 1, 2 * index, rng.STREAM_DATA)).to(dtype)
     with torch.no_grad():
@@ -146,14 +149,16 @@ def simulate(decoder, prior, n_data: int, beta_star: float, distortion: str, log
 
 def bdmc(decoder, betas, n_data: int, schedule=None, steps=None, *, distortion="gaussian_nll", logvar=None,
          prior=None, latent_dim=None, n_chains=16, leapfrog_steps=10, radius=4.0, seed=None, generator=None,
-         backend="auto", dtype=None, device=None, progress=False, checkpoint=None, resume=None,
-         **ais_kwargs) -> BDMCResult:
+         backend="auto", dtype=None, device=None, progress=False, checkpoint=None, resume=None, distributed=None,
+         **ais_kwargs) -> BDMCResult | None:
     """Lower and upper bounds of log Z_β(x) at each β in ``betas`` on ``n_data`` simulated items.
 
     The path 0 → β is ``schedule`` cut at β (the paper: the RD run's own intermediate
     distributions) or ``schedules.sigmoid(steps, β, radius)``. ``dtype``/``device`` of the
     simulated data default to the decoder's parameters. ``checkpoint``/``resume``: one file per
-    run, ``<path>.b<j>.<direction><round>``. Other keyword arguments go to AIS.
+    run, ``<path>.b<j>.<direction><round>``. ``distributed`` as in ``rdfast.ais``: each rank
+    simulates and bounds its own items (files ``<path>.rank{r}of{W}.b<j>...``). Other keyword
+    arguments go to AIS.
     """
     beta_list = [float(b) for b in torch.as_tensor(betas, dtype=torch.float64).reshape(-1)]
     if not beta_list or any(not (b > 0 and np.isfinite(b)) for b in beta_list):
@@ -175,9 +180,27 @@ def bdmc(decoder, betas, n_data: int, schedule=None, steps=None, *, distortion="
     seed = resolve_seed(seed, generator)
     common = dict(distortion=distortion, logvar=logvar, prior=prior, latent_dim=K, n_chains=n_chains,
                   leapfrog_steps=leapfrog_steps, backend=backend, progress=progress, record=1, **ais_kwargs)
+    bound = functools.partial(bound_items, decoder, prior, beta_list, schedule, steps, radius, dtype, device, common)
+    out = map_items(distributed, device, n_data, bound, seed=seed, checkpoint=checkpoint, resume=resume,
+                    assemble=join_dicts)
+    if out is None:  # distributed="rank0", on a rank other than 0
+        return None
+    config = dict(n_data=n_data, n_chains=n_chains, leapfrog_steps=leapfrog_steps, distortion=distortion,
+                  seed=out.pop("seed"), steps=steps if schedule is None else "schedule", backend=out.pop("backend"))
+    return BDMCResult(beta=torch.tensor(beta_list, dtype=torch.float64), acceptance=out.pop("acceptance").mean(1),
+                      divergences=out.pop("divergences").sum(1), **out, config=config)
+
+
+def bound_items(decoder, prior, beta_list, schedule, steps, radius, dtype, device, common, start: int, stop: int, *,
+                seed: int, show_progress: bool, checkpoint=None, resume=None) -> dict:
+    """Simulate items start..stop−1 and bound their log Z at each β: lower, upper [J, n],
+    x [J, n, *event], z [J, n, K], acceptance, divergences [J, n, 2] (forward, reverse final
+    rounds), and the seed and backend used. ``common``: the keyword arguments of every AIS run."""
+    common = dict(common, item_offset=start, progress=common["progress"] and show_progress)
     out = {"lower": [], "upper": [], "x": [], "z": [], "acceptance": [], "divergences": []}
     for j, b in enumerate(beta_list):
-        z_star, x = simulate(decoder, prior, n_data, b, distortion, logvar, dtype, device, seed, j)
+        z_star, x = simulate(decoder, prior, stop - start, b, common["distortion"], common["logvar"], dtype, device,
+                             seed, j, item_offset=start)
         path = path_to(schedule, b, steps, radius)
         s = [second_round_seed(seed + 4 * j + i) for i in range(4)]
         ck = {tag: part_paths(checkpoint, resume, f"b{j}.{tag}") for tag in ("fwd1", "fwd2", "rev1", "rev2")}
@@ -194,10 +217,6 @@ def bdmc(decoder, betas, n_data: int, schedule=None, steps=None, *, distortion="
         out["upper"].append(-rev2.log_z[-1])
         out["x"].append(x.cpu())
         out["z"].append(z_star.cpu())
-        out["acceptance"].append(torch.stack([fwd2.acceptance.mean(), rev2.acceptance.mean()]))
-        out["divergences"].append(torch.stack([fwd2.divergences.sum(), rev2.divergences.sum()]))
-    config = dict(n_data=n_data, n_chains=n_chains, leapfrog_steps=leapfrog_steps, distortion=distortion,
-                  seed=seed, steps=int(path.numel() - 1) if schedule is None else "schedule",
-                  backend=fwd2.config["backend"])
-    return BDMCResult(beta=torch.tensor(beta_list, dtype=torch.float64),
-                      **{k: torch.stack(v) for k, v in out.items()}, config=config)
+        out["acceptance"].append(torch.stack([fwd2.acceptance, rev2.acceptance], 1))
+        out["divergences"].append(torch.stack([fwd2.divergences, rev2.divergences], 1))
+    return {**{k: torch.stack(v) for k, v in out.items()}, "seed": seed, "backend": fwd2.config["backend"]}

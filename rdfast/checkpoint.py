@@ -16,6 +16,8 @@ import time
 
 import torch
 
+from .distributed import rank_path
+
 FORMAT = "rdfast-checkpoint-1"
 
 
@@ -129,11 +131,12 @@ def part_paths(checkpoint, resume, tag: str) -> dict:
     """checkpoint/resume keyword arguments for one run (``tag``) of a multi-run call.
 
     Each run keeps its own file ``<base>.<tag>``; on resume a run whose file exists continues
-    (or, if finished, returns at once) and one that never started begins afresh.
+    (or, if finished, returns at once) and one that never started begins afresh. Inside a
+    process group a run's file may be this rank's ``<base>.<tag>.rank{r}of{W}`` (rdfast.distributed).
     """
     if resume is not None:
         path = f"{os.fspath(resume)}.{tag}"
-        return {"resume": path} if os.path.exists(path) else {"checkpoint": path}
+        return {"resume": path} if os.path.exists(path) or os.path.exists(rank_path(path)) else {"checkpoint": path}
     if checkpoint is not None:
         return {"checkpoint": f"{os.fspath(checkpoint)}.{tag}"}
     return {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 from . import schedules
 from .checkpoint import part_paths
 from .ais import ais
+from .distributed import run_curve
 from .result import AISResult
 from .validation import resolve_seed
 
@@ -31,13 +32,15 @@ def two_rounds(decoder, x, schedule, *, seed, adapt="ema", checkpoint=None, resu
 
 
 def rd_curve(decoder, x, beta_max: float, steps: int, *, schedule=None, radius: float = 4.0, seed=None,
-             generator=None, adapt="ema", **ais_kwargs) -> AISResult:
+             generator=None, adapt="ema", distributed=None, **ais_kwargs) -> AISResult | None:
     """Rate-distortion curve by the two-round protocol on the sigmoid schedule to ``beta_max``.
 
     ``schedule`` overrides the default ``schedules.sigmoid(steps, beta_max, radius)``; the other
     keyword arguments go to ``rdfast.ais`` (``checkpoint``/``resume`` cover both rounds). Returns round 2's AISResult (its step sizes are
-    those tuned in round 1; ``config["tuning"]`` summarises round 1).
+    those tuned in round 1; ``config["tuning"]`` summarises round 1). ``distributed`` as in
+    ``rdfast.ais``: both rounds are sharded over the ranks (files ``<path>.tune.rank{r}of{W}``, ...).
     """
     if schedule is None:
         schedule = schedules.sigmoid(steps, beta_max, radius)
-    return two_rounds(decoder, x, schedule, seed=resolve_seed(seed, generator), adapt=adapt, **ais_kwargs)[1]
+    return run_curve(distributed, two_rounds, decoder, x, schedule, seed=resolve_seed(seed, generator), adapt=adapt,
+                     **ais_kwargs)

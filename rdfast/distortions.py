@@ -19,6 +19,7 @@ from typing import Callable, Optional
 import torch
 
 from .backends.protocol import KINDS
+from .mlp import MLPEvaluator, plain_mlp_layers
 
 
 @dataclass
@@ -135,3 +136,14 @@ class Evaluator:
         if grad is None:  # the output does not depend on z
             grad = torch.zeros_like(z)
         return grad.contiguous()
+
+
+def make_evaluator(decoder, x: torch.Tensor, n_chains: int, dist: Distortion, backend):
+    """The evaluator of d and ∇_z d for ``decoder``: the autograd-free ``MLPEvaluator`` for a
+    plain MLP (``rdfast.mlp``) with a built-in distortion and a fixed log-variance, else
+    ``Evaluator``. Both compute the same function."""
+    if dist.kind is not None and not dist.logvar_from_decoder:
+        layers = plain_mlp_layers(decoder, x.dtype, x.device)
+        if layers is not None and layers[-1][0].shape[0] == x[0].numel():
+            return MLPEvaluator(layers, x, n_chains, dist, backend)
+    return Evaluator(decoder, x, n_chains, dist, backend)

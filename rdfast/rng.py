@@ -15,6 +15,8 @@ import math
 
 import torch
 
+from . import cpu_kernels
+
 MASK32 = 0xFFFFFFFF
 _M0, _M1 = 0xD2511F53, 0xCD9E8D57  # round multipliers
 _W0, _W1 = 0x9E3779B9, 0xBB67AE85  # key schedule increments
@@ -57,6 +59,13 @@ def _counters(items: torch.Tensor, n_chains: int, n_blocks: int, step: int, stre
     return c0, c1, c2, c3
 
 
+def _words(seed: int, items: torch.Tensor, n_chains: int, n_blocks: int, step: int, stream: int):
+    """The four words, each [N, M, n_blocks], for rows (item, chain) × blocks; compiled on the CPU."""
+    if items.device.type == "cpu" and cpu_kernels.available():
+        return cpu_kernels.philox_words(seed, items, n_chains, n_blocks, (step * 4 + stream) & MASK32).unbind(0)
+    return philox(seed, *_counters(items, n_chains, n_blocks, step, stream))
+
+
 def _unit_open(word: torch.Tensor) -> torch.Tensor:
     """uint32 word -> float64 uniform in (0, 1)."""
     return (word.double() + 0.5) * (1.0 / 4294967296.0)
@@ -66,7 +75,7 @@ def normal(seed: int, items: torch.Tensor, n_chains: int, dim: int, step: int, s
            dtype=torch.float64) -> torch.Tensor:
     """Standard normals [N·M, dim] for rows (items[n], chain m) at ``step`` of ``stream``."""
     n_blocks = (dim + 3) // 4
-    w0, w1, w2, w3 = philox(seed, *_counters(items, n_chains, n_blocks, step, stream))
+    w0, w1, w2, w3 = _words(seed, items, n_chains, n_blocks, step, stream)
     u1, u2, u3, u4 = (_unit_open(w) for w in (w0, w1, w2, w3))
     r12 = torch.sqrt(-2.0 * torch.log(u1))
     r34 = torch.sqrt(-2.0 * torch.log(u3))
@@ -78,6 +87,6 @@ def normal(seed: int, items: torch.Tensor, n_chains: int, dim: int, step: int, s
 
 def uniform(seed: int, items: torch.Tensor, n_chains: int, step: int, stream: int) -> torch.Tensor:
     """Float64 uniforms in (0, 1), one per row [N·M], with 53 random bits."""
-    w0, w1, _, _ = philox(seed, *_counters(items, n_chains, 1, step, stream))
+    w0, w1, _, _ = _words(seed, items, n_chains, 1, step, stream)
     bits = (w0 >> 5) * 67108864 + (w1 >> 6)  # 27 + 26 = 53 bits
     return ((bits.double() + 0.5) * (1.0 / 9007199254740992.0)).reshape(-1)

@@ -299,7 +299,7 @@ from triton.compiler import ASTSource
 from rdfast.kernels import distortion, leapfrog, metropolis, record
 
 ROW_F64 = {"d", "d0", "logw", "h0", "eps", "u", "accept_stat", "prior_energy", "log_z", "dist", "ess"}
-ADAPT = dict(EMA_DECAY=0.9, EPS_GROW=1.02, EPS_SHRINK=0.98, EPS_MIN=1e-4, EPS_MAX=0.5)
+ADAPT = dict(EMA_DECAY=0.9, EPS_MIN=1e-4, EPS_MAX=0.5)
 KERNELS = [  # (kernel, dtype T, constexprs): each kernel once, float64 where the lowering differs most
     (distortion.distortion_kernel, "fp32", dict(KIND=0, LOGVAR=2, BLOCK_ROWS=16, BLOCK_COLS=128)),
     (distortion.distortion_kernel, "fp64", dict(KIND=1, LOGVAR=0, BLOCK_ROWS=16, BLOCK_COLS=128)),

@@ -136,7 +136,8 @@ def metropolis(z0, g0, d0, z, g, d, p, h0, u, beta, eps, accept_stat, n_accept, 
     else:
         accept_stat.mul_(EMA_DECAY).add_((1.0 - EMA_DECAY) * accept.double())
     if adapt != ADAPT_NONE:
-        factor = torch.where(accept_stat > target, EPS_GROW, EPS_SHRINK)
+        grow = torch.full_like(eps, EPS_GROW)  # float64 factors: exactly 1.02 and 0.98
+        factor = torch.where(accept_stat > target, grow, torch.full_like(eps, EPS_SHRINK))
         eps.copy_(torch.clamp(eps * factor, EPS_MIN, EPS_MAX))
 
 

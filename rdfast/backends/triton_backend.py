@@ -197,10 +197,9 @@ def metropolis(z0, g0, d0, z, g, d, p, h0, u, beta, eps, accept_stat, n_accept, 
     _metropolis.metropolis_kernel[(triton.cdiv(B, block_rows),)](
         z0, g0, d0, z, g, d, p, h0, u, eps, accept_stat, n_accept, n_diverge,
         d if prior_energy is None else prior_energy,
-        B, K, int(t), _float(beta), _float(target),
+        B, K, int(t), _float(beta), _float(target), EPS_GROW, EPS_SHRINK,
         HAS_PRIOR_ENERGY=prior_energy is not None, ADAPT=adapt != ADAPT_NONE,
-        CUMULATIVE=adapt == ADAPT_CUMULATIVE, EMA_DECAY=EMA_DECAY, EPS_GROW=EPS_GROW,
-        EPS_SHRINK=EPS_SHRINK, EPS_MIN=EPS_MIN, EPS_MAX=EPS_MAX,
+        CUMULATIVE=adapt == ADAPT_CUMULATIVE, EMA_DECAY=EMA_DECAY, EPS_MIN=EPS_MIN, EPS_MAX=EPS_MAX,
         BLOCK_ROWS=block_rows, BLOCK_COLS=block_cols,
     )
 

@@ -1,0 +1,79 @@
+"""What is timed: a callable per (configuration, provider) that runs one block of transitions.
+
+Providers:
+    rdfast-cpu, rdfast-torch   rdfast.ais over ``block`` transitions with that backend (the
+                               whole public call: set-up, one initial evaluation, the loop)
+    published                  bench.published.PublishedAIS: ``block`` transitions
+    floor-autograd             per transition L × (decoder forward + autograd input-gradient VJP)
+    floor-mm                   per transition L × the decoder's matrix products alone (forward
+                               h W_lᵀ and backward δ W_l for every layer), torch.mm into
+                               preallocated outputs; the input-gradient product δ_1 W_1 as
+                               (W_1ᵀ δ_1ᵀ), its faster orientation for a narrow latent (as rdfast.mlp)
+"""
+from __future__ import annotations
+
+import torch
+
+import rdfast
+from configs import LEAPFROG_STEPS, LOGVAR
+from published import PublishedAIS
+
+PROVIDERS = ("rdfast-cpu", "rdfast-torch", "published", "floor-autograd", "floor-mm")
+
+
+def available(provider: str) -> bool:
+    if provider.startswith("rdfast-"):
+        return rdfast.backends.available()[provider.removeprefix("rdfast-")]["available"]
+    return True
+
+
+def _rdfast(cfg, backend):
+    decoder, x = cfg.decoder(), cfg.data()
+    schedule = rdfast.schedules.sigmoid(cfg.block, beta_max=1.0)
+
+    def run():
+        rdfast.ais(decoder, x, schedule, distortion="gaussian_nll", logvar=LOGVAR, n_chains=cfg.n_chains,
+                   leapfrog_steps=LEAPFROG_STEPS, record=1, seed=0, backend=backend)
+    return run
+
+
+def _published(cfg):
+    ais = PublishedAIS(cfg.decoder(), cfg.data(), cfg.n_chains, LOGVAR, LEAPFROG_STEPS)
+    betas = torch.linspace(0.0, 1.0, cfg.block + 1).tolist()
+    return lambda: ais.run(betas)
+
+
+def _floor_autograd(cfg):
+    decoder = cfg.decoder()
+    z = torch.randn(cfg.rows, cfg.sizes[0], dtype=decoder[0].weight.dtype)  # [B, K]
+    grad_out = torch.randn(cfg.rows, cfg.sizes[-1], dtype=z.dtype)  # [B, P]
+
+    def run():
+        for _ in range(cfg.block * LEAPFROG_STEPS):
+            zr = z.detach().requires_grad_()
+            torch.autograd.grad(decoder(zr), zr, grad_out)
+    return run
+
+
+def _floor_mm(cfg):
+    decoder = cfg.decoder()
+    weights = [m.weight.detach() for m in decoder if isinstance(m, torch.nn.Linear)]  # [out, in]
+    acts = [torch.randn(cfg.rows, w, dtype=weights[0].dtype) for w in cfg.sizes]  # [B, width] per layer
+    deltas = [torch.empty_like(a) for a in acts]
+    grad_t = torch.empty(cfg.sizes[0], cfg.rows, dtype=weights[0].dtype)  # [K, B]
+
+    def run():
+        for _ in range(cfg.block * LEAPFROG_STEPS):
+            for l, W in enumerate(weights):
+                torch.mm(acts[l], W.t(), out=acts[l + 1])
+            for l in range(len(weights), 1, -1):
+                torch.mm(acts[l] if l == len(weights) else deltas[l], weights[l - 1], out=deltas[l - 1])
+            torch.mm(weights[0].t(), (acts[1] if len(weights) == 1 else deltas[1]).t(), out=grad_t)
+    return run
+
+
+def make(cfg, provider: str):
+    """A callable running ``cfg.block`` transitions of ``provider``."""
+    if provider.startswith("rdfast-"):
+        return _rdfast(cfg, provider.removeprefix("rdfast-"))
+    return {"published": _published, "floor-autograd": _floor_autograd, "floor-mm": _floor_mm}[provider](cfg)

@@ -1,0 +1,53 @@
+// CPU kernel of the Metropolis step: energies, accept, whole-row selection, statistics, ε.
+#include <cstring>
+#include <type_traits>
+
+#include "cpu_ops.h"
+#include "cpu_parallel.h"
+#include "dispatch.h"
+#include "rdfast_rowmath.h"
+
+namespace rdfast::cpu {
+namespace {
+
+template <class T>
+void metropolis_rows(const MetropolisArgs& a) {
+  T* z0 = static_cast<T*>(a.z0);
+  T* g0 = static_cast<T*>(a.g0);
+  const T* z = static_cast<const T*>(a.z);
+  const T* g = static_cast<const T*>(a.g);
+  const T* p = static_cast<const T*>(a.p);
+  const int64_t B = a.rows, K = a.dim;
+
+#pragma omp parallel for schedule(static) if (B * K >= kParallelMinElements)
+  for (int64_t r = 0; r < B; ++r) {
+    const int64_t o = r * K;
+    double sum_sq_z = 0.0, sum_sq_p = 0.0;
+#pragma omp simd reduction(+ : sum_sq_z, sum_sq_p)
+    for (int64_t j = 0; j < K; ++j) {
+      sum_sq_z += static_cast<double>(z[o + j]) * static_cast<double>(z[o + j]);
+      sum_sq_p += static_cast<double>(p[o + j]) * static_cast<double>(p[o + j]);
+    }
+    const double energy = a.prior_energy ? a.prior_energy[r] : 0.5 * sum_sq_z;
+    const double h1 = hamiltonian(energy, a.beta, a.d[r], sum_sq_p);
+    const bool accepted = accepts(a.h0[r], h1, a.u[r]);
+    if (!std::isfinite(h1)) a.n_diverge[r] += 1;
+    if (accepted) {
+      std::memcpy(z0 + o, z + o, static_cast<size_t>(K) * sizeof(T));
+      std::memcpy(g0 + o, g + o, static_cast<size_t>(K) * sizeof(T));
+      a.d0[r] = a.d[r];
+      a.n_accept[r] += 1;
+    }
+    const double stat = accept_stat_after(a.adapt, a.accept_stat[r], accepted, a.n_accept[r], a.t);
+    a.accept_stat[r] = stat;
+    if (a.adapt != kAdaptNone) a.eps[r] = adapted_step(a.eps[r], stat, a.target);
+  }
+}
+
+}  // namespace
+
+void metropolis(int dtype, const MetropolisArgs& a) {
+  dispatch_dtype(dtype, [&](auto tag) { metropolis_rows<std::remove_pointer_t<decltype(tag)>>(a); });
+}
+
+}  // namespace rdfast::cpu

@@ -1,0 +1,166 @@
+// Per-row maths of the fused AIS/HMC ops, shared by the CPU and CUDA kernels.
+//
+// One definition of every formula of rdfast.backends.torch_backend: the distortion terms
+// and their gradients, the leapfrog kick, the Hamiltonian, the accept rule and the step-size
+// adaptation. Element maths runs in the compute dtype T (float or double), like the
+// reference; sums and per-row scalars are double.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "op_args.h"
+#include "vecmath_f32.h"
+
+#ifdef __CUDACC__
+#define RDFAST_HD __host__ __device__ __forceinline__
+#else
+#define RDFAST_HD inline
+#endif
+
+namespace rdfast {
+
+constexpr double kLog2Pi = 1.8378770664093453;  // log(2π)
+constexpr double kEmaDecay = 0.9;
+constexpr double kEmaWeight = 1.0 - kEmaDecay;  // the reference's (1 − 0.9), rounded alike
+constexpr double kEpsGrow = 1.02;
+constexpr double kEpsShrink = 0.98;
+constexpr double kEpsMin = 1e-4;
+constexpr double kEpsMax = 0.5;
+constexpr float kSoftplusThreshold = 20.0f;  // torch.nn.functional.softplus: x > 20 -> x
+
+// ---- elementary functions ------------------------------------------------------------
+
+// e^x: float on the CPU through vecmath (vectorisable, ≤ 1 ulp), else the math library.
+template <class T>
+RDFAST_HD T exp_of(T x) {
+#ifndef __CUDA_ARCH__
+  if constexpr (std::is_same_v<T, float>) return vecmath::exp_f32(x);
+#endif
+  return std::exp(x);
+}
+
+// log(1 + e) for 0 ≤ e ≤ 1: float on the CPU through vecmath (≤ 2 ulp), else log1p.
+template <class T>
+RDFAST_HD T log1p_unit_of(T e) {
+#ifndef __CUDA_ARCH__
+  if constexpr (std::is_same_v<T, float>) return vecmath::log1p_unit_f32(e);
+#endif
+  return std::log1p(e);
+}
+
+// ---- distortion terms: per element, d-term in double, gradients in T --------------------
+
+// gaussian_nll: term = (x − x̂)² e^{−v} + v (the ½ and log 2π are applied per row);
+// ∂d/∂x̂ = (x̂ − x) e^{−v};  ∂d/∂v = ½ (1 − (x − x̂)² e^{−v}).
+template <class T>
+RDFAST_HD double gaussian_term(T x, T xhat, T v, T* grad_xhat, T* grad_v) {
+  const T diff = xhat - x;
+  const T prec = exp_of(-v);
+  const T sq = diff * diff * prec;
+  *grad_xhat = diff * prec;
+  *grad_v = T(0.5) * (T(1) - sq);
+  return static_cast<double>(sq) + static_cast<double>(v);
+}
+
+// bernoulli_nll with logits ℓ = x̂: term = softplus(ℓ) − x ℓ;  ∂d/∂ℓ = σ(ℓ) − x.
+// Both from e = e^{−|ℓ|}: softplus = max(ℓ, 0) + log1p(e) (ℓ past the threshold: ℓ, as
+// torch), σ = 1/(1 + e) for ℓ ≥ 0 and e/(1 + e) below.
+template <class T>
+RDFAST_HD double bernoulli_term(T x, T logit, T* grad_xhat) {
+  const T e = exp_of(-std::fabs(logit));
+  const T smooth = (logit > T(0) ? logit : T(0)) + log1p_unit_of(e);
+  const T softplus = logit > T(kSoftplusThreshold) ? logit : smooth;
+  *grad_xhat = (logit >= T(0) ? T(1) : e) / (T(1) + e) - x;
+  return static_cast<double>(softplus - x * logit);
+}
+
+// squared_error: term = (x − x̂)²;  ∂d/∂x̂ = 2 (x̂ − x).
+template <class T>
+RDFAST_HD double squared_term(T x, T xhat, T* grad_xhat) {
+  const T diff = xhat - x;
+  *grad_xhat = T(2) * diff;
+  return static_cast<double>(diff * diff);
+}
+
+// Element j of a row: writes ∂d/∂x̂ (and ∂d/∂v for per-row logvar), returns its d-term.
+// x, xhat, grad, grad_v point at the row (x at its item); logvar at the row for per-row
+// logvar, else at the [1] or [P] array.
+template <class T, int kKind, int kLogvar>
+RDFAST_HD double distortion_element(const T* x, const T* xhat, const T* logvar, T* grad, T* grad_v,
+                                    int64_t j) {
+  if constexpr (kKind == kGaussianNll) {
+    T v = T(0);
+    if constexpr (kLogvar == kLogvarScalar) v = logvar[0];
+    if constexpr (kLogvar == kLogvarPerPixel || kLogvar == kLogvarPerRow) v = logvar[j];
+    T gv;
+    const double term = gaussian_term(x[j], xhat[j], v, &grad[j], &gv);
+    if constexpr (kLogvar == kLogvarPerRow) grad_v[j] = gv;
+    return term;
+  } else if constexpr (kKind == kBernoulliNll) {
+    return bernoulli_term(x[j], xhat[j], &grad[j]);
+  } else {
+    return squared_term(x[j], xhat[j], &grad[j]);
+  }
+}
+
+// d of a row from the sum of its P element terms (gaussian_nll adds P log 2π and halves).
+template <int kKind>
+RDFAST_HD double distortion_row(double term_sum, int64_t size) {
+  if constexpr (kKind == kGaussianNll) return 0.5 * (term_sum + static_cast<double>(size) * kLog2Pi);
+  return term_sum;
+}
+
+// ---- leapfrog --------------------------------------------------------------------------
+
+// p − step · ∇U with ∇U = ∇E + β g (prior gradient ∇E: z for the standard normal).
+template <class T>
+RDFAST_HD T kick(T p, T prior_grad, T g, T beta, T step) {
+  return p - step * (prior_grad + beta * g);
+}
+
+// H = E(z) + β d + ½‖p‖², with E = ½‖z‖² or the given prior energy.
+RDFAST_HD double hamiltonian(double prior_energy, double beta, double d, double sum_sq_p) {
+  return prior_energy + beta * d + 0.5 * sum_sq_p;
+}
+
+// ---- Metropolis and adaptation --------------------------------------------------------
+
+// Accept iff H1 is finite and log u < H0 − H1.
+RDFAST_HD bool accepts(double h0, double h1, double u) {
+  return std::isfinite(h1) && std::log(u) < h0 - h1;
+}
+
+enum Adapt : int { kAdaptNone = 0, kAdaptEma = 1, kAdaptCumulative = 2 };
+
+// The acceptance statistic after this transition: n_accept / t (cumulative) or the EMA.
+RDFAST_HD double accept_stat_after(int adapt, double stat, bool accepted, int64_t n_accept, int64_t t) {
+  if (adapt == kAdaptCumulative) return static_cast<double>(n_accept) / static_cast<double>(t);
+  return stat * kEmaDecay + kEmaWeight * (accepted ? 1.0 : 0.0);
+}
+
+// ε ← clamp(ε · (1.02 if stat > target else 0.98), 1e-4, 0.5).
+RDFAST_HD double adapted_step(double eps, double stat, double target) {
+  const double e = eps * (stat > target ? kEpsGrow : kEpsShrink);
+  return e < kEpsMin ? kEpsMin : (e > kEpsMax ? kEpsMax : e);
+}
+
+// ---- record --------------------------------------------------------------------------
+
+// The shift of a logsumexp: the maximum, or 0 when it is infinite (as torch.logsumexp).
+RDFAST_HD double logsumexp_shift(double max_logw) {
+  return std::isinf(max_logw) ? 0.0 : max_logw;
+}
+
+// Running maximum that propagates NaN (as torch.amax).
+RDFAST_HD double nan_max(double a, double b) {
+  return (a != a || b != b) ? a + b : (a > b ? a : b);
+}
+
+// A chain's share of the weighted distortion: w·d, or 0 when w == 0 (d may be non-finite).
+RDFAST_HD double weighted_distortion(double w, double d) {
+  return w > 0.0 ? w * d : 0.0;
+}
+
+}  // namespace rdfast

@@ -1,0 +1,49 @@
+// exp and log1p for float as straight-line arithmetic, so that `#pragma omp simd` loops that
+// call them vectorise (glibc's expf and log1pf are opaque calls). Host code only.
+//
+// Polynomials: least-squares fits (on Chebyshev nodes, against 50-digit values) of the
+// remainder terms below, rounded to float. Checked on every float of the stated domains
+// against the double-precision library: exp_f32 within 1 ulp, log1p_unit_f32 within 2 ulp.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+
+namespace rdfast::vecmath {
+
+constexpr float kLn2Hi = 0.693359375f;     // ln 2 = kLn2Hi + kLn2Lo, kLn2Hi with few bits
+constexpr float kLn2Lo = -2.12194440e-4f;
+
+inline float from_bits(int32_t bits) { return __builtin_bit_cast(float, bits); }
+
+// e^x. x = n ln2 + r, |r| ≤ ½ln2: e^r = 1 + r + r² Q(r), times 2^n built in the exponent bits.
+// Below x = −86.6 the result is e^−86.6 ≈ 2.4e-38 (no subnormals); above 88.72, +inf; NaN stays.
+inline float exp_f32(float x) {
+  constexpr float kMin = -86.6f, kMax = 88.72283f, kLog2e = 1.44269504f;
+  constexpr float kRound = 12582912.0f;  // 1.5·2^23: adding then subtracting rounds to an integer
+  const float xc = x < kMin ? kMin : (x > kMax ? kMax : x);
+  const float n = (xc * kLog2e + kRound) - kRound;
+  const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
+  const float q = ((((1.98992755e-4f * r + 1.39336439e-3f) * r + 8.33329838e-3f) * r + 4.16664667e-2f) * r +
+                   1.66666672e-1f) * r + 0.5f;
+  const float er = 1.0f + r + r * r * q;
+  const int32_t ni = static_cast<int32_t>(n == n ? n : 0.0f);  // n is in [−125, 128] or NaN
+  const float y = er * from_bits((ni + 126) << 23) * 2.0f;       // 2^n = 2^(n−1)·2 stays normal
+  return x > kMax ? std::numeric_limits<float>::infinity() : y;
+}
+
+// log(1 + e) for 0 ≤ e ≤ 1 (NaN stays). With t = e, or t = (1 + e)/2 − 1 = (e − 1)/2 and one
+// ln 2 added when e > √2 − 1: log(1 + t) = t − t²/2 + t³ R(t) for t in [√½ − 1, √2 − 1].
+inline float log1p_unit_f32(float e) {
+  const bool halve = e > 0.41421356f;  // both candidates computed: selects vectorise, branches not
+  const float half_less_one = (e - 1.0f) * 0.5f;
+  const float t = halve ? half_less_one : e;
+  const float k = halve ? 1.0f : 0.0f;
+  const float r = (((((((7.14975372e-2f * t - 1.15712009e-1f) * t + 1.16615109e-1f) * t - 1.24110505e-1f) * t +
+                       1.42499372e-1f) * t - 1.66684806e-1f) * t + 2.00007081e-1f) * t - 2.49999896e-1f) * t +
+                  3.33333313e-1f;
+  const float tail = t * t * (t * r - 0.5f) + k * kLn2Lo;
+  return (t + tail) + k * kLn2Hi;
+}
+
+}  // namespace rdfast::vecmath

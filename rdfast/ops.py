@@ -1,0 +1,151 @@
+"""The fused per-chain operations of rdfast as a public low-level API (the "drop-in backend").
+
+Front ends other than rdfast's own (JAX, CuPy, NumPy, or a custom PyTorch loop) call these
+six functions on their own arrays: torch tensors, NumPy arrays, or any object with
+``__dlpack__`` or ``__array_interface__``. Arrays are wrapped without copying; outputs are
+written in place, so they must be writable, contiguous and of the stated dtype and shape
+(an error names the argument otherwise: nothing is ever copied behind your back). Each call
+runs on the arrays' device with the compiled backend (``cpu`` or ``cuda``), or with the torch
+reference when the extension is not built.
+
+Shapes: N items, M chains per item, B = N·M rows in data-major order (row r = n·M + m),
+K latent numbers, P data numbers per item. ``T`` is float32 or float64 (data, decoder
+outputs, states, momenta, gradients); per-row scalars are float64; counters int64.
+Potential U(z) = E(z) + β d(z) with E = ½‖z‖² (standard normal prior) unless
+``prior_energy`` [B] and ``prior_grad`` [B, K] are given; g = ∇_z d.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from .backends import cpu as _cpu
+from .backends.protocol import ADAPT_CODES, KINDS
+
+__all__ = ["distortion", "leapfrog_begin", "leapfrog_step", "leapfrog_end", "metropolis", "record", "KINDS"]
+
+
+def distortion(kind, x, xhat, logvar, d, grad_xhat, grad_logvar, n_chains):
+    """Distortion of every row and its gradient, in one pass.
+
+    x [N, P] T; xhat [B, P] T (row r reads x[r // M]); logvar None | [1] | [P] | [B, P] T;
+    writes d [B] f64, grad_xhat [B, P] T and, for logvar [B, P], grad_logvar [B, P] T.
+      gaussian_nll:  d = ½ Σ_j (x_j − x̂_j)² e^{−v_j} + v_j + log 2π  (logvar None: v = 0)
+                     ∂d/∂x̂ = (x̂ − x) e^{−v};  ∂d/∂v = ½ (1 − (x − x̂)² e^{−v})
+      bernoulli_nll: d = Σ_j softplus(x̂_j) − x_j x̂_j  (x̂ are logits);  ∂d/∂x̂ = σ(x̂) − x
+      squared_error: d = Σ_j (x_j − x̂_j)²;  ∂d/∂x̂ = 2 (x̂ − x)
+    """
+    a = _tensors("distortion", x=x, xhat=xhat, d=d, grad_xhat=grad_xhat, grad_logvar=grad_logvar)
+    a["logvar"] = _tensor("distortion", "logvar", logvar, out=False)
+    _backend("distortion", a, n_chains).distortion(kind=kind, n_chains=n_chains, **a)
+
+
+def leapfrog_begin(z0, g0, d0, p, z, logw, h0, beta, dbeta, eps, prior_energy=None, prior_grad=None):
+    """Start a transition: weight update, initial energy, first half kick and first drift.
+
+    logw −= Δβ · d0;  h0 = U(z0) + ½‖p‖²;  p −= ½ε ∇U(z0);  z = z0 + ε p.
+    z0, g0 [B, K] T (state and its g); d0 [B] f64; p [B, K] T (fresh momenta, updated);
+    z [B, K] T (written); logw [B] f64 (updated); h0 [B] f64 (written); eps [B] f64;
+    beta, dbeta floats (β_k and β_k − β_{k−1}).
+    """
+    a = _tensors("leapfrog_begin", z0=z0, g0=g0, d0=d0, p=p, z=z, logw=logw, h0=h0, eps=eps,
+                 prior_energy=prior_energy, prior_grad=prior_grad)
+    _backend("leapfrog_begin", a).leapfrog_begin(beta=float(beta), dbeta=float(dbeta), **a)
+
+
+def leapfrog_step(z, g, p, beta, eps, prior_grad=None):
+    """A full kick then a drift: p −= ε ∇U(z);  z += ε p.
+
+    z [B, K] T (updated); g [B, K] T (∇d at z); p [B, K] T (updated); eps [B] f64.
+    """
+    a = _tensors("leapfrog_step", z=z, g=g, p=p, eps=eps, prior_grad=prior_grad)
+    _backend("leapfrog_step", a).leapfrog_step(beta=float(beta), **a)
+
+
+def leapfrog_end(z, g, p, beta, eps, prior_grad=None):
+    """The final half kick: p −= ½ε ∇U(z).  z, g [B, K] T; p [B, K] T (updated); eps [B] f64."""
+    a = _tensors("leapfrog_end", z=z, g=g, p=p, eps=eps, prior_grad=prior_grad)
+    _backend("leapfrog_end", a).leapfrog_end(beta=float(beta), **a)
+
+
+def metropolis(z0, g0, d0, z, g, d, p, h0, u, beta, eps, accept_stat, n_accept, n_diverge,
+               adapt, target, t, prior_energy=None):
+    """End a transition: accept or reject the proposal (z, g, d, p), row by row, in place.
+
+    H1 = U(z) + ½‖p‖²; accept iff H1 is finite and log u < h0 − H1 (a non-finite H1 counts
+    as a divergence). Accepted rows copy (z, g, d) into (z0, g0, d0): whole rows, never a
+    blend. n_accept += accept; accept_stat ← 0.9·a + 0.1·accept, or n_accept / t when
+    adapt is "cumulative". Unless adapt is None: ε ← clamp(ε·(1.02 if a > target else 0.98),
+    1e-4, 0.5).
+    z0, g0 [B, K] T, d0 [B] f64 (current state, updated); z, g, p [B, K] T, d [B] f64
+    (proposal); h0, u [B] f64; eps, accept_stat [B] f64 and n_accept, n_diverge [B] int64
+    (updated); adapt None | "ema" | "cumulative" (or its protocol code); t ≥ 1: transitions
+    so far, this one included.
+    """
+    a = _tensors("metropolis", z0=z0, g0=g0, d0=d0, z=z, g=g, d=d, p=p, h0=h0, u=u, eps=eps,
+                 accept_stat=accept_stat, n_accept=n_accept, n_diverge=n_diverge, prior_energy=prior_energy)
+    code = ADAPT_CODES[adapt] if adapt in ADAPT_CODES else adapt
+    if code not in ADAPT_CODES.values():
+        raise ValueError(f"metropolis: adapt must be one of {list(ADAPT_CODES)}, got {adapt!r}")
+    _backend("metropolis", a).metropolis(beta=float(beta), adapt=code, target=float(target), t=int(t), **a)
+
+
+def record(logw, d, n_chains, log_z, dist, ess):
+    """Per-item estimates from the M chains of each item (all float64).
+
+    logw, d [B]; writes log_z, dist, ess [N]:
+    log Ẑ = logsumexp_m log w − log M;  w̃ = softmax_m log w;  D̂ = Σ_m w̃ d (chains of zero
+    weight add 0 even if their d is not finite);  ESS = 1 / Σ_m w̃².
+    """
+    a = _tensors("record", logw=logw, d=d, log_z=log_z, dist=dist, ess=ess)
+    _backend("record", a, n_chains).record(n_chains=n_chains, **a)
+
+
+# ---- arrays in, backend out -----------------------------------------------------------
+
+def _tensors(op, **arrays):
+    """Wrap each array as a torch tensor without copying (None stays None)."""
+    signature = _cpu.SIGNATURES[op]
+    return {name: _tensor(op, name, a, out=signature[name].out) for name, a in arrays.items()}
+
+
+def _tensor(op, name, a, out):
+    """A zero-copy torch view of ``a``; an output must be writable."""
+    if a is None or isinstance(a, torch.Tensor):
+        return a
+    if isinstance(a, np.ndarray):
+        return _from_numpy(op, name, a, out)
+    if hasattr(a, "__array_interface__"):
+        if out and a.__array_interface__["data"][1]:
+            raise ValueError(f"{op}: {name} is an output and must be writable, but it is read-only")
+        return _from_numpy(op, name, np.asarray(a), out)
+    if hasattr(a, "__dlpack__"):
+        return torch.from_dlpack(a)
+    raise TypeError(f"{op}: {name} must be a torch tensor, a NumPy array, or an object with __dlpack__ "
+                    f"or __array_interface__; got {type(a).__name__}")
+
+
+def _from_numpy(op, name, a, out):
+    if out and not a.flags.writeable:
+        raise ValueError(f"{op}: {name} is an output and must be writable, but it is read-only")
+    with warnings.catch_warnings():  # torch warns that it cannot protect read-only inputs
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            return torch.from_numpy(a)
+        except (TypeError, ValueError) as exc:  # unsupported dtype, negative strides, byte order
+            raise ValueError(f"{op}: {name} cannot be used without a copy ({exc})") from None
+
+
+def _backend(op, arrays, n_chains=None):
+    """The compiled backend of the arrays' device, else the torch reference (arrays checked)."""
+    _, _, device = _cpu.check_args(op, arrays, n_chains)
+    if device.type == "cpu" and not _cpu.unavailable_reason():
+        return _cpu
+    if device.type == "cuda":
+        from .backends import cuda
+        if not cuda.unavailable_reason():
+            return cuda
+    from .backends import torch_backend
+    return torch_backend
