@@ -84,9 +84,9 @@ def _load_items(args):
 
 
 def cmd_run(args) -> int:
-    from .bdmc import bdmc
-    from .curve import two_rounds
     from .ais import ais
+    from .bdmc import bdmc
+    from .curve import rd_curve
     from .demo import _curve_json, summary, write_outputs
 
     decoder = load_decoder(args.decoder)
@@ -103,23 +103,31 @@ def cmd_run(args) -> int:
                   backend=args.backend, progress=not args.quiet, batch_size=args.batch_size,
                   latent_dim=args.latent_dim)
     ck = dict(checkpoint=args.checkpoint, resume=args.resume, checkpoint_every=args.checkpoint_every)
+    # under torchrun (WORLD_SIZE > 1) the items are sharded over the ranks; rank 0 writes the outputs
+    sharded = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    common["distributed"] = "rank0" if sharded else False
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     try:
         if args.single_round:
             res = ais(decoder, x, make(), seed=args.seed, record=args.record, **ck, **common)
-            res.config["tuning"] = {"seconds": 0.0}
         else:
-            res = two_rounds(decoder, x, make(), seed=args.seed, record=args.record, **ck, **common)[1]
-        entry = {"curve": _curve_json(res)}
+            res = rd_curve(decoder, x, args.beta_max, args.steps, schedule=make(), seed=args.seed, record=args.record,
+                           **ck, **common)
+        bd = None
         if args.bdmc:
             bd = bdmc(decoder, args.bdmc, args.bdmc_items, steps=args.bdmc_steps, seed=args.seed,
                       dtype=x.dtype, **common)
-            entry["bdmc"] = {"beta": bd.beta.tolist(), "lower": bd.lower_mean.tolist(),
-                             "upper": bd.upper_mean.tolist(), "gap": bd.gap.tolist()}
-            bd.save(out / "bdmc.npz")
     except (ValueError, TypeError) as exc:
         raise SystemExit(f"rdfast: {exc}") from None
+    if res is None:  # a rank other than 0
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    res.config.setdefault("tuning", {"seconds": 0.0})
+    entry = {"curve": _curve_json(res)}
+    if bd is not None:
+        entry["bdmc"] = {"beta": bd.beta.tolist(), "lower": bd.lower_mean.tolist(),
+                         "upper": bd.upper_mean.tolist(), "gap": bd.gap.tolist()}
+        bd.save(out / "bdmc.npz")
     res.save(out / "result.npz")
     results = {"data": args.data, "distortion": args.distortion, "models": {args.name: entry}}
     write_outputs(results, out)
