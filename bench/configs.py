@@ -26,7 +26,7 @@ class Config:
     output: type  # activation module after the last layer
     n_items: int
     n_chains: int
-    block: int  # transitions per timed round
+    block: int  # transitions per timed round (an rdfast round adds one initial evaluation: 1/(L·block))
 
     @property
     def rows(self) -> int:
@@ -51,9 +51,9 @@ class Config:
 CONFIGS = {
     c.name: c
     for c in (
-        Config("tiny", (2, 64, 64, 64), nn.Tanh, nn.Sigmoid, 50, 16, 20),
-        Config("mid", (10, 256, 256, 784), nn.Tanh, nn.Sigmoid, 50, 16, 3),
-        Config("paper", (10, 1024, 1024, 1024, 784), nn.Tanh, nn.Sigmoid, 10, 16, 3),
+        Config("tiny", (2, 64, 64, 64), nn.Tanh, nn.Sigmoid, 50, 16, 50),
+        Config("mid", (10, 256, 256, 784), nn.Tanh, nn.Sigmoid, 50, 16, 10),
+        Config("paper", (10, 1024, 1024, 1024, 784), nn.Tanh, nn.Sigmoid, 10, 16, 5),
         Config("linear", (100, 784), nn.Identity, nn.Identity, 50, 16, 10),
     )
 }

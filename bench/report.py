@@ -73,7 +73,8 @@ def target_lines(times):
     for name, (max_floor, min_speedup) in TARGETS.items():
         providers = times.get(name, {})
         if "rdfast-cpu" not in providers:
-            lines.append(f"- {name}: not measured (rdfast backend `cpu` unavailable)")
+            why = "rdfast backend `cpu` unavailable" if providers else "not in this run"
+            lines.append(f"- {name}: not measured ({why})")
             continue
         floor = statistics.median(ratios(providers["rdfast-cpu"], providers["floor-mm"]))
         speedup = statistics.median(ratios(providers["published"], providers["rdfast-cpu"]))

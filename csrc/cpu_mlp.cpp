@@ -15,6 +15,10 @@
 
 namespace rdfast::cpu {
 
+// Elements from which a kernel with exp per element runs in parallel: it costs about ten times
+// a memory-bound element (kParallelMinElements), so threads pay off on smaller arrays.
+constexpr int64_t kParallelMinActivations = int64_t{1} << 15;
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define RDFAST_MLP_ISAS 1
 #pragma GCC push_options

@@ -63,7 +63,8 @@ void bias_act_rows(const BiasActArgs& a) {
   const T* b = static_cast<const T*>(a.bias);
   const T slope = static_cast<T>(a.slope);
   const int64_t R = a.rows, W = a.width;
-#pragma omp parallel for schedule(static) if (R * W >= kParallelMinElements)
+#pragma omp parallel for schedule(static) \
+    if (R * W >= (kAct == kActTanh || kAct == kActSigmoid ? kParallelMinActivations : kParallelMinElements))
   for (int64_t r = 0; r < R; ++r) {
     T* hr = h + r * W;
 #pragma omp simd
@@ -107,7 +108,7 @@ void output_rows(const MlpOutputArgs& a) {
   const int64_t M = a.n_chains, P = a.size, B = a.n_items * M;
   std::vector<T> prec(kKind == kGaussianNll ? (kPerPixel ? P : 1) : 0);  // e^{−v} in T, as the reference
   for (size_t j = 0; j < prec.size(); ++j) prec[j] = std::exp(-v[j]);
-#pragma omp parallel if (B * P >= kParallelMinElements)
+#pragma omp parallel if (B * P >= kParallelMinActivations)
   {
     std::vector<T> sq(P);  // one row's terms
 #pragma omp for schedule(static)

@@ -133,7 +133,7 @@ def anneal(decoder, x, betas, *, initial=None, item_offset=0, label="ais", disto
                   distortion=dist.name, adapt=adapt, target_accept=float(target_accept), step_size=eps0,
                   replayed_step_sizes=step_sizes is not None, seed=seed, backend=be.name,
                   dtype=str(x.dtype).replace("torch.", ""), beta_max=float(betas.max()), item_offset=item_offset)
-    ckpt = Checkpointer(checkpoint, checkpoint_every, resume, x.device, fingerprint(
+    ckpt = Checkpointer(checkpoint, checkpoint_every, resume, x.device, lambda: fingerprint(
         config, betas=betas, x=x, rec=rec, decoder=decoder, logvar=dist.logvar, initial=initial,
         step_sizes=None if step_sizes is None else step_sizes.log_eps, batch_size=chunk))
 

@@ -83,12 +83,14 @@ def load(path, device) -> dict:
 class Checkpointer:
     """Saves and restores the state of one annealing call (a no-op without paths)."""
 
-    def __init__(self, path, every, resume, device, fp: str):
+    def __init__(self, path, every, resume, device, fingerprint_of_run):
+        """``fingerprint_of_run()`` hashes the run's inputs; called only when checkpointing."""
         self.every_kind, self.every = _parse_every(every)
-        self.fp, self.loaded, self.previous_seconds, self.started = fp, None, 0.0, time.monotonic()
+        self.loaded, self.previous_seconds, self.started = None, 0.0, time.monotonic()
+        self.fp = fingerprint_of_run() if (path is not None or resume is not None) else None
         if resume is not None:
             self.loaded = load(resume, device)
-            if self.loaded["fingerprint"] != fp:
+            if self.loaded["fingerprint"] != self.fp:
                 raise ValueError(f"resume: {os.fspath(resume)} was written by a run with different arguments, data, "
                                  "decoder weights or seed; it cannot be continued by this call")
             self.previous_seconds = float(self.loaded["seconds"])

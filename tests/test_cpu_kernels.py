@@ -84,3 +84,24 @@ def test_mlp_output_equals_activation_then_distortion_then_derivative(code, kind
     ref = g_ref * deriv  # 1 − x̂² near x̂ = ±1 magnifies x̂'s last-ulp differences: absolute scale
     tol = TOL[dtype]
     torch.testing.assert_close(delta, ref, rtol=tol["rtol"], atol=4 * tol["rtol"] * float(ref.abs().max()))
+
+
+def test_results_do_not_depend_on_the_thread_count(gen):
+    """Rows are independent, so the parallel kernels give bit-identical results on 1 or 2 threads."""
+    N, M, P = 20, 16, 784  # 250,880 elements: above the parallel thresholds
+    x = torch.rand(N, P, generator=gen)
+    pre = torch.randn(N * M, P, generator=gen)
+    bias, lv = torch.randn(P, generator=gen), torch.tensor([math.log(0.03)])
+    threads = torch.get_num_threads()
+    out = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            h, delta, d = pre.clone(), pre.clone(), torch.empty(N * M, dtype=torch.float64)
+            cpu_kernels.bias_act(cpu_kernels.ACT_TANH, 0.0, h, bias)
+            cpu_kernels.mlp_output("gaussian_nll", cpu_kernels.ACT_SIGMOID, delta, bias, x, lv, d, M)
+            out.append((h, delta, d))
+    finally:
+        torch.set_num_threads(threads)
+    for one, two in zip(*out):
+        assert torch.equal(one, two)
