@@ -340,14 +340,15 @@ def test_kernels_compile_for_cuda(tmp_path):
     pytest.importorskip("triton")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env.update(TRITON_CACHE_DIR=str(tmp_path), TRITON_DEFAULT_FP_FUSION="1")
+    # cwd: a scratch folder, so the installed package is imported, not the source tree
     done = subprocess.run([sys.executable, "-c", COMPILE_FOR_SM90], env=env, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, cwd=tmp_path)
     if done.returncode and "ptxas" in done.stderr and "not found" in done.stderr.lower():
         pytest.skip("no CUDA assembler (ptxas) shipped with this Triton")
     assert done.returncode == 0 and "compiled" in done.stdout, done.stderr[-3000:]
 
 
-def test_module_in_fresh_process():
+def test_module_in_fresh_process(tmp_path):
     """Fallback when triton was imported (without the interpreter) before this module ran."""
     backend = importlib.import_module("rdfast.backends.triton_backend")
     if backend._IMPORT_ERROR or not interpreter_blocked(backend):
@@ -355,5 +356,5 @@ def test_module_in_fresh_process():
     env = dict(os.environ, TRITON_INTERPRET="1")
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
                            "-k", "not in_fresh_process and not compile_for_cuda"],
-                          env=env, capture_output=True, text=True, timeout=600)
+                          env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-5000:]

@@ -40,7 +40,7 @@ def problem():
 def test_sigkill_then_resume_is_bit_identical(tmp_path):
     torch.set_num_threads(1)
     path = tmp_path / "run.ckpt"
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(path)], stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(path)], stderr=subprocess.PIPE, cwd=tmp_path)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # wait for a checkpoint taken inside the second chunk
         if path.exists():
