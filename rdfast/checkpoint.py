@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 
 import torch
 
+from .atomic import write_atomic
 from .distributed import rank_path
 
 FORMAT = "rdfast-checkpoint-1"
@@ -51,19 +51,8 @@ def _parse_every(every):
 
 
 def save_atomic(obj, path) -> None:
-    """torch.save to a temporary file beside ``path``, fsync, then rename over ``path``."""
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix=".ckpt")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """torch.save ``obj`` to ``path`` atomically."""
+    write_atomic(path, lambda f: torch.save(obj, f))
 
 
 def load(path, device) -> dict:

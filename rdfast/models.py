@@ -72,21 +72,28 @@ class VAEEncoder(nn.Module):
         return mean, logvar
 
 
-class AAEDecoder(nn.Module):
-    """z [rows, K] → ReLU MLP → sigmoid means x̂ [rows, P]; fixed log-variance log 0.03."""
+class _FixedVarianceDecoder(nn.Module):
+    """z [rows, K] → MLP with ``activation`` hidden layers → sigmoid x̂ [rows, P]; fixed log-variance log 0.03."""
 
     distortion = "squared_error"
+    activation = nn.ReLU
 
     def __init__(self, latent_dim: int, data_dim: int = 64, hidden: int = 256, depth: int = 2):
         super().__init__()
         _check_positive(latent_dim=latent_dim, data_dim=data_dim, hidden=hidden, depth=depth)
         self.config = dict(latent_dim=latent_dim, data_dim=data_dim, hidden=hidden, depth=depth)
         self.latent_dim, self.data_dim = latent_dim, data_dim
-        self.net = mlp([latent_dim] + [hidden] * depth + [data_dim], nn.ReLU)
+        self.net = mlp([latent_dim] + [hidden] * depth + [data_dim], self.activation)
         self.register_buffer("logvar", torch.tensor(PAPER_LOGVAR))  # [] scalar
 
     def forward(self, z):  # [rows, K] -> [rows, P]
         return torch.sigmoid(self.net(z))
+
+
+class AAEDecoder(_FixedVarianceDecoder):
+    """AAE decoder: z [rows, K] → ReLU MLP → sigmoid means x̂ [rows, P]; fixed log-variance log 0.03."""
+
+    activation = nn.ReLU
 
 
 class AAEEncoder(nn.Module):
@@ -117,21 +124,10 @@ class LatentDiscriminator(nn.Module):
         return self.net(z).squeeze(1)
 
 
-class MLPGenerator(nn.Module):
+class MLPGenerator(_FixedVarianceDecoder):
     """GAN generator: z [rows, K] → tanh MLP → sigmoid x̂ [rows, P]."""
 
-    distortion = "squared_error"
-
-    def __init__(self, latent_dim: int, data_dim: int = 64, hidden: int = 256, depth: int = 2):
-        super().__init__()
-        _check_positive(latent_dim=latent_dim, data_dim=data_dim, hidden=hidden, depth=depth)
-        self.config = dict(latent_dim=latent_dim, data_dim=data_dim, hidden=hidden, depth=depth)
-        self.latent_dim, self.data_dim = latent_dim, data_dim
-        self.net = mlp([latent_dim] + [hidden] * depth + [data_dim], nn.Tanh)
-        self.register_buffer("logvar", torch.tensor(PAPER_LOGVAR))  # [] scalar
-
-    def forward(self, z):  # [rows, K] -> [rows, P]
-        return torch.sigmoid(self.net(z))
+    activation = nn.Tanh
 
 
 class MLPCritic(nn.Module):

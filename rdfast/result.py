@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 import torch
 
+from .atomic import write_atomic
 from .stepsizes import StepSizes
 
 _ARRAYS = ("beta", "steps", "log_z", "distortion", "rate", "ess", "accept_rate", "acceptance",
@@ -118,18 +117,6 @@ class AISResult:
 
 
 def save_npz_atomic(path, arrays: dict) -> None:
-    """np.savez to a temporary file beside ``path``, fsync, then rename over ``path``."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """np.savez ``arrays`` to ``path`` atomically."""
+    write_atomic(path, lambda f: np.savez(f, **arrays))
 

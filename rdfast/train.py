@@ -18,8 +18,6 @@ import hashlib
 import inspect
 import json
 import math
-import os
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import models as M
+from .atomic import write_atomic
 
 LOG_2PI = math.log(2 * math.pi)
 CHECKPOINT_FORMAT = "rdfast-checkpoint-1"
@@ -332,16 +331,7 @@ def save_checkpoint(path, model, config: dict, history: dict | None = None):
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise
+    write_atomic(path, lambda f: torch.save(payload, f))
 
 
 def load_checkpoint(path):

@@ -1,5 +1,4 @@
 """The public AIS API: cost per transition, reproducibility, two rounds, save/load, variants, bad input."""
-import math
 
 import numpy as np
 import pytest

@@ -7,7 +7,6 @@ below the noise, so |mean δ| ≤ 4 SE for log Z, D̂ and R̂; and the bias of a
 larger than that of a long one. Seeds are fixed, so the tests are deterministic.
 """
 import pytest
-import torch
 
 import rdfast
 from rdfast.testing import linear_problem

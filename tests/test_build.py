@@ -3,7 +3,6 @@ or driver, and the backend registry says why cuda is unavailable on machines wit
 import shutil
 import subprocess
 
-import pytest
 import torch
 
 from rdfast import _C

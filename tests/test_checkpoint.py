@@ -1,5 +1,4 @@
 """Checkpoint/resume: a run killed with SIGKILL resumes to the bit-identical result; bad files are refused."""
-import os
 import signal
 import subprocess
 import sys
