@@ -66,12 +66,13 @@ def leapfrog_begin_kernel(
 
 
 @triton.jit
-def leapfrog_step_kernel(
+def leapfrog_kick_kernel(
     z_ptr, g_ptr, p_ptr, eps_ptr, prior_grad_ptr,
     n_rows, n_cols, beta: tl.float64,
-    HAS_PRIOR_GRAD: tl.constexpr, BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr,
+    LAST: tl.constexpr, HAS_PRIOR_GRAD: tl.constexpr, BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr,
 ):
-    """Full kick then drift for BLOCK_ROWS rows."""
+    """For BLOCK_ROWS rows: full kick then drift (p −= ε∇U; z += εp), or with LAST the final
+    half kick alone (p −= ½ε∇U)."""
     dtype = z_ptr.dtype.element_ty
     beta_t = as_float64(beta).to(dtype)
     rows = tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)  # [R]
@@ -84,29 +85,10 @@ def leapfrog_step_kernel(
         at = row_start + cols[None, :]
         z = tl.load(z_ptr + at, mask=mask, other=0.0)
         p = tl.load(p_ptr + at, mask=mask, other=0.0)
-        p = p - eps * _grad_potential(z, g_ptr, prior_grad_ptr, at, mask, beta_t, HAS_PRIOR_GRAD)
-        tl.store(p_ptr + at, p, mask=mask)
-        tl.store(z_ptr + at, z + eps * p, mask=mask)
-
-
-@triton.jit
-def leapfrog_end_kernel(
-    z_ptr, g_ptr, p_ptr, eps_ptr, prior_grad_ptr,
-    n_rows, n_cols, beta: tl.float64,
-    HAS_PRIOR_GRAD: tl.constexpr, BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr,
-):
-    """Final half kick for BLOCK_ROWS rows."""
-    dtype = z_ptr.dtype.element_ty
-    beta_t = as_float64(beta).to(dtype)
-    rows = tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)  # [R]
-    row_ok = rows < n_rows
-    row_start = rows.to(tl.int64)[:, None] * n_cols  # [R, 1]
-    eps = tl.load(eps_ptr + rows, mask=row_ok, other=0.0).to(dtype)[:, None]  # [R, 1]
-    for start in range(0, n_cols, BLOCK_COLS):
-        cols = start + tl.arange(0, BLOCK_COLS)  # [C]
-        mask = row_ok[:, None] & (cols < n_cols)[None, :]  # [R, C]
-        at = row_start + cols[None, :]
-        z = tl.load(z_ptr + at, mask=mask, other=0.0)
-        p = tl.load(p_ptr + at, mask=mask, other=0.0)
-        p = p - 0.5 * eps * _grad_potential(z, g_ptr, prior_grad_ptr, at, mask, beta_t, HAS_PRIOR_GRAD)
+        grad = _grad_potential(z, g_ptr, prior_grad_ptr, at, mask, beta_t, HAS_PRIOR_GRAD)
+        if LAST:
+            p = p - 0.5 * eps * grad
+        else:
+            p = p - eps * grad
+            tl.store(z_ptr + at, z + eps * p, mask=mask)
         tl.store(p_ptr + at, p, mask=mask)

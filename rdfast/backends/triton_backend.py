@@ -165,21 +165,21 @@ def leapfrog_begin(z0, g0, d0, p, z, logw, h0, beta, dbeta, eps, prior_energy=No
 
 def leapfrog_step(z, g, p, beta, eps, prior_grad=None):
     """Full kick then drift: p −= ε ∇U(z);  z += ε p."""
-    _kick(_leapfrog.leapfrog_step_kernel, z, g, p, beta, eps, prior_grad)
+    _kick(False, z, g, p, beta, eps, prior_grad)
 
 
 def leapfrog_end(z, g, p, beta, eps, prior_grad=None):
     """Final half kick: p −= ½ε ∇U(z)."""
-    _kick(_leapfrog.leapfrog_end_kernel, z, g, p, beta, eps, prior_grad)
+    _kick(True, z, g, p, beta, eps, prior_grad)
 
 
-def _kick(kernel, z, g, p, beta, eps, prior_grad):
-    """Launch a kick (and drift) kernel of ``rdfast.kernels.leapfrog`` on z, g, p [B, K]."""
+def _kick(last, z, g, p, beta, eps, prior_grad):
+    """Launch ``rdfast.kernels.leapfrog``'s kick (and drift unless ``last``) on z, g, p [B, K]."""
     B, K = _check_states(z=z, g=g, p=p, prior_grad=prior_grad)
     _check(torch.float64, B, eps=eps)
     block_rows, block_cols = _blocks(B, K)
-    kernel[(triton.cdiv(B, block_rows),)](
-        z, g, p, eps, z if prior_grad is None else prior_grad, B, K, _float(beta),
+    _leapfrog.leapfrog_kick_kernel[(triton.cdiv(B, block_rows),)](
+        z, g, p, eps, z if prior_grad is None else prior_grad, B, K, _float(beta), LAST=last,
         HAS_PRIOR_GRAD=prior_grad is not None, BLOCK_ROWS=block_rows, BLOCK_COLS=block_cols,
     )
 
