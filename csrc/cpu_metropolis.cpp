@@ -31,16 +31,11 @@ void metropolis_rows(const MetropolisArgs& a) {
     const double energy = a.prior_energy ? a.prior_energy[r] : 0.5 * sum_sq_z;
     const double h1 = hamiltonian(energy, a.beta, a.d[r], sum_sq_p);
     const bool accepted = accepts(a.h0[r], h1, a.u[r]);
-    if (!std::isfinite(h1)) a.n_diverge[r] += 1;
     if (accepted) {
       std::memcpy(z0 + o, z + o, static_cast<size_t>(K) * sizeof(T));
       std::memcpy(g0 + o, g + o, static_cast<size_t>(K) * sizeof(T));
-      a.d0[r] = a.d[r];
-      a.n_accept[r] += 1;
     }
-    const double stat = accept_stat_after(a.adapt, a.accept_stat[r], accepted, a.n_accept[r], a.t);
-    a.accept_stat[r] = stat;
-    if (a.adapt != kAdaptNone) a.eps[r] = adapted_step(a.eps[r], stat, a.target);
+    finish_row(a, r, h1, accepted);
   }
 }
 

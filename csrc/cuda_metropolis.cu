@@ -35,15 +35,7 @@ __global__ void metropolis_kernel(MetropolisArgs a) {
       g0[j] = g[j];
     }
   }
-  if (lane() != 0) return;
-  if (!isfinite(h1)) a.n_diverge[r] += 1;
-  if (accepted) {
-    a.d0[r] = a.d[r];
-    a.n_accept[r] += 1;
-  }
-  const double stat = accept_stat_after(a.adapt, a.accept_stat[r], accepted, a.n_accept[r], a.t);
-  a.accept_stat[r] = stat;
-  if (a.adapt != kAdaptNone) a.eps[r] = adapted_step(a.eps[r], stat, a.target);
+  if (lane() == 0) finish_row(a, r, h1, accepted);
 }
 
 }  // namespace

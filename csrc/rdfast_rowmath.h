@@ -146,6 +146,19 @@ RDFAST_HD double adapted_step(double eps, double stat, double target) {
   return e < kEpsMin ? kEpsMin : (e > kEpsMax ? kEpsMax : e);
 }
 
+// The per-row scalars after the accept decision: divergence and acceptance counters, the
+// cached distortion of the selected state, the statistic and (when adapting) ε.
+RDFAST_HD void finish_row(const MetropolisArgs& a, int64_t r, double h1, bool accepted) {
+  if (!std::isfinite(h1)) a.n_diverge[r] += 1;
+  if (accepted) {
+    a.d0[r] = a.d[r];
+    a.n_accept[r] += 1;
+  }
+  const double stat = accept_stat_after(a.adapt, a.accept_stat[r], accepted, a.n_accept[r], a.t);
+  a.accept_stat[r] = stat;
+  if (a.adapt != kAdaptNone) a.eps[r] = adapted_step(a.eps[r], stat, a.target);
+}
+
 // ---- record --------------------------------------------------------------------------
 
 // The shift of a logsumexp: the maximum, or 0 when it is infinite (as torch.logsumexp).
