@@ -122,7 +122,6 @@ def cmd_run(args) -> int:
     if res is None:  # a rank other than 0
         return 0
     out.mkdir(parents=True, exist_ok=True)
-    res.config.setdefault("tuning", {"seconds": 0.0})
     entry = {"curve": _curve_json(res)}
     if bd is not None:
         entry["bdmc"] = {"beta": bd.beta.tolist(), "lower": bd.lower_mean.tolist(),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from .backends.cpu import DTYPE_CODES as _DTYPES
 from .backends.protocol import KINDS
 
 try:
@@ -23,7 +24,6 @@ except ImportError:  # a source tree without the compiled extension
 ACT_IDENTITY, ACT_TANH, ACT_SIGMOID, ACT_RELU, ACT_LEAKY_RELU = range(5)
 OUTPUT_ACTS = (ACT_IDENTITY, ACT_TANH, ACT_SIGMOID)
 OUTPUT_KINDS = ("gaussian_nll", "squared_error")
-_DTYPES = {torch.float32: 0, torch.float64: 1}
 _LOGVAR_NONE, _LOGVAR_SCALAR, _LOGVAR_PER_PIXEL = 0, 1, 2
 
 

@@ -53,7 +53,7 @@ def _curve_json(res) -> dict:
     return {"beta": res.beta.tolist(), "rate": res.mean_rate.tolist(), "distortion": res.mean_distortion.tolist(),
             "log_z": res.mean_log_z.tolist(), "ess": res.ess.mean(1).tolist(),
             "acceptance": res.acceptance.mean().item(), "divergences": int(res.divergences.sum()),
-            "seconds": res.seconds + res.config["tuning"]["seconds"]}
+            "seconds": res.seconds + res.config.get("tuning", {}).get("seconds", 0.0)}  # both rounds
 
 
 def _best_chain_reconstruction(decoder, res) -> torch.Tensor:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import protocol
 from .protocol import ADAPT_CODES, KINDS
 
 try:
@@ -74,7 +75,7 @@ SIGNATURES = {
 
 # codes shared with csrc/op_args.h (DType, LogvarMode; Kind is the index in KINDS) and
 # csrc/rdfast_rowmath.h (Adapt is protocol.ADAPT_CODES)
-DTYPE_CODES = {torch.float32: 0, torch.float64: 1}
+DTYPE_CODES = {getattr(torch, name): code for name, code in protocol.DTYPE_CODES.items()}
 _LOGVAR_NONE, _LOGVAR_SCALAR, _LOGVAR_PER_PIXEL, _LOGVAR_PER_ROW = range(4)
 _FIXED_DTYPES = {"f64": torch.float64, "i64": torch.int64}
 

@@ -31,6 +31,7 @@ the standard normal; other priors pass ``prior_energy`` [B] (−log p) and ``pri
 import math
 
 KINDS = ("gaussian_nll", "bernoulli_nll", "squared_error")
+DTYPE_CODES = {"float32": 0, "float64": 1}  # the compiled launchers' dtype argument
 
 ADAPT_NONE = 0        # step sizes frozen (second round)
 ADAPT_EMA = 1         # statistic: exponential moving average of accepts, decay EMA_DECAY
