@@ -27,5 +27,6 @@ def pytest_collection_modifyitems(items):
         if spec is None:
             return (1, "", 0, 0)
         p = spec.params
-        return (0, p.get("config", ""), p.get("repeat", -1), PROVIDERS.index(p["provider"]) if "provider" in p else -1)
+        order = PROVIDERS.index(p["provider"]) if p.get("provider") in PROVIDERS else -1  # GPU providers: as listed
+        return (0, p.get("config", ""), p.get("repeat", -1), order)
     items.sort(key=key)

@@ -32,7 +32,7 @@ import torch
 def log_normal(x, mean, logvar):
     """Per row −½ [Σ_j (v_j + (x_j − m_j)² e^{−v_j}) + D log 2π]; logvar broadcast to x's full
     shape (a second full-size temporary, as published)."""
-    log_2pi = torch.log(torch.tensor(2.0 * math.pi, dtype=x.dtype))
+    log_2pi = torch.log(torch.tensor(2.0 * math.pi, dtype=x.dtype, device=x.device))
     logvar = torch.zeros_like(x) + logvar
     return -0.5 * ((logvar + (x - mean) ** 2 * torch.exp(-logvar)).sum(1) + x.shape[1] * log_2pi)
 
@@ -46,17 +46,18 @@ class PublishedAIS:
         B, D = x.shape
         self.x = x.unsqueeze(0).repeat(n_chains, 1, 1).view(-1, D)  # [N, D] chain-major
         self.N, self.k = n_chains * B, decoder[0].in_features
-        self.z = torch.randn(self.N, self.k, dtype=x.dtype)  # [N, k]
-        self.logw = torch.zeros(self.N, dtype=x.dtype)
-        self.eps = torch.full((self.N,), 0.01, dtype=x.dtype)
-        self.n_acc = torch.zeros(self.N, dtype=x.dtype)
+        self.like = dict(dtype=x.dtype, device=x.device)
+        self.z = torch.randn(self.N, self.k, **self.like)  # [N, k]
+        self.logw = torch.zeros(self.N, **self.like)
+        self.eps = torch.full((self.N,), 0.01, **self.like)
+        self.n_acc = torch.zeros(self.N, **self.like)
         self.j = 0
         self.low_acceptance = False
 
     def log_target(self, z, t):
         """log f_t(z) [N]."""
         mean = self.decoder(z)
-        lv = torch.zeros(self.N, self.x.shape[1], dtype=z.dtype) + self.logvar  # [N, D]
+        lv = torch.zeros(self.N, self.x.shape[1], **self.like) + self.logvar  # [N, D]
         prior = log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
         return prior + t * log_normal(self.x, mean, lv)
 
@@ -69,7 +70,7 @@ class PublishedAIS:
         if not z.requires_grad:
             z = z.requires_grad_()
         u = -self.log_target(z, t)
-        (g,) = torch.autograd.grad(u, z, grad_outputs=torch.ones(self.N, dtype=z.dtype))
+        (g,) = torch.autograd.grad(u, z, grad_outputs=torch.ones(self.N, **self.like))
         bound = self.N * self.k * 100.0
         return torch.clamp(g, -bound, bound).requires_grad_()
 
@@ -91,18 +92,18 @@ class PublishedAIS:
         with torch.no_grad():
             self.logw += self.log_target(self.z, t1) - self.log_target(self.z, t0)
         z0 = self.z
-        v0 = torch.randn(self.N, self.k, dtype=z0.dtype)
+        v0 = torch.randn(self.N, self.k, **self.like)
         z1, v1 = self.trajectory(z0, v0, t1)
         with torch.no_grad():
             h0 = -self.log_target(z0, t1) + self.kinetic(v0)
             h1 = -self.log_target(z1, t1) + self.kinetic(v1)
-            accept = (torch.exp(h0 - h1) > torch.rand(self.N, dtype=z0.dtype)).to(z0.dtype)
+            accept = (torch.exp(h0 - h1) > torch.rand(self.N, **self.like)).to(z0.dtype)
             a = accept.unsqueeze(1)
             self.z = a * z1 + (1 - a) * z0
             self.n_acc += accept
             rate = self.n_acc / self.j
             self.low_acceptance = bool(rate.mean() < 0.60)  # the monitor's test (its print left out)
-            factor = torch.where(rate > 0.65, torch.tensor(1.02, dtype=z0.dtype), torch.tensor(0.98, dtype=z0.dtype))
+            factor = torch.where(rate > 0.65, torch.tensor(1.02, **self.like), torch.tensor(0.98, **self.like))
             self.eps = torch.clamp(self.eps * factor, 1e-4, 0.5)
 
     def run(self, betas):

@@ -31,6 +31,8 @@ def load(path):
     times, profiles, info = defaultdict(lambda: defaultdict(dict)), [], {}
     for b in data["benchmarks"]:
         e = b["extra_info"]
+        if e.get("gpu"):  # bench/test_gpu.py: bench/gpu_report.py
+            continue
         if "profile" in e:
             profiles.append(e)
             continue
@@ -131,7 +133,10 @@ def main(json_path, out="BENCHMARKS.md"):
              "L × (decoder forward + autograd input-gradient VJP); `floor-mm`: L × the decoder's matrix products "
              "alone (torch.mm into preallocated outputs; the input-gradient product in its faster orientation). "
              "The published row's `× floor-mm` bounds the speed-up any implementation can reach over it.", "",
-             f"![ratios]({png.name})", ""]
+             f"![ratios]({png.name})", "",
+             "GPU throughput (transitions and chain-gradient evaluations per second, against the FLOP "
+             "roofline) comes from bench/test_gpu.py and bench/gpu_report.py, as GPU_BENCHMARKS.md, on a "
+             "machine with a CUDA device (`bash bench/gpu_check.sh`).", ""]
     lines += target_lines(times) + [""]
     for name in times:
         lines += config_table(name, times[name], info[name]) + [""]

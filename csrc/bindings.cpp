@@ -2,7 +2,8 @@
 //
 // _C.cpu.<op>(dtype, ...) and, when built with CUDA, _C.cuda.<op>(dtype, ..., stream).
 // Arguments are positional, in the order of rdfast.backends.torch_backend, with pointers
-// (0 for an absent optional array) and sizes; dtype is 0 (float32) or 1 (float64).
+// (0 for an absent optional array) and sizes; dtype is 0 (float32) or 1 (float64). Each
+// scalar β, Δβ, t is a pair (value, address): a non-zero address is read by the kernel.
 // Nothing here knows torch or numpy: any buffer with an address works.
 #include <pybind11/pybind11.h>
 
@@ -12,6 +13,7 @@
 #include "cpu_ops.h"
 #include "cpu_philox.h"
 #include "op_args.h"
+#include "philox.h"
 #ifdef RDFAST_WITH_CUDA
 #include "cuda_ops.h"
 #endif
@@ -28,6 +30,12 @@ namespace {
 template <class P>
 P* ptr(uintptr_t address) {
   return reinterpret_cast<P*>(address);
+}
+
+// A scalar given by value, or (address non-zero) read by the kernel from that address.
+template <class V>
+rdfast::Scalar<V> scalar(V value, uintptr_t address) {
+  return {value, ptr<const V>(address)};
 }
 
 // Builders of the argument structs from the Python ints, field by field.
@@ -51,7 +59,8 @@ DistortionArgs distortion_args(int kind, int logvar_mode, uintptr_t x, uintptr_t
 }
 
 LeapfrogBeginArgs leapfrog_begin_args(uintptr_t z0, uintptr_t g0, uintptr_t d0, uintptr_t p, uintptr_t z,
-                                      uintptr_t logw, uintptr_t h0, double beta, double dbeta, uintptr_t eps,
+                                      uintptr_t logw, uintptr_t h0, double beta, uintptr_t beta_at, double dbeta,
+                                      uintptr_t dbeta_at, uintptr_t eps,
                                       uintptr_t prior_energy, uintptr_t prior_grad, int64_t rows, int64_t dim) {
   LeapfrogBeginArgs a{};
   a.z0 = ptr<const void>(z0);
@@ -61,8 +70,8 @@ LeapfrogBeginArgs leapfrog_begin_args(uintptr_t z0, uintptr_t g0, uintptr_t d0, 
   a.z = ptr<void>(z);
   a.logw = ptr<double>(logw);
   a.h0 = ptr<double>(h0);
-  a.beta = beta;
-  a.dbeta = dbeta;
+  a.beta = scalar(beta, beta_at);
+  a.dbeta = scalar(dbeta, dbeta_at);
   a.eps = ptr<const double>(eps);
   a.prior_energy = ptr<const double>(prior_energy);
   a.prior_grad = ptr<const void>(prior_grad);
@@ -71,13 +80,13 @@ LeapfrogBeginArgs leapfrog_begin_args(uintptr_t z0, uintptr_t g0, uintptr_t d0, 
   return a;
 }
 
-LeapfrogArgs leapfrog_args(uintptr_t z, uintptr_t g, uintptr_t p, double beta, uintptr_t eps,
+LeapfrogArgs leapfrog_args(uintptr_t z, uintptr_t g, uintptr_t p, double beta, uintptr_t beta_at, uintptr_t eps,
                            uintptr_t prior_grad, int64_t rows, int64_t dim) {
   LeapfrogArgs a{};
   a.z = ptr<void>(z);
   a.g = ptr<const void>(g);
   a.p = ptr<void>(p);
-  a.beta = beta;
+  a.beta = scalar(beta, beta_at);
   a.eps = ptr<const double>(eps);
   a.prior_grad = ptr<const void>(prior_grad);
   a.rows = rows;
@@ -86,9 +95,10 @@ LeapfrogArgs leapfrog_args(uintptr_t z, uintptr_t g, uintptr_t p, double beta, u
 }
 
 MetropolisArgs metropolis_args(uintptr_t z0, uintptr_t g0, uintptr_t d0, uintptr_t z, uintptr_t g, uintptr_t d,
-                               uintptr_t p, uintptr_t h0, uintptr_t u, double beta, uintptr_t eps,
-                               uintptr_t accept_stat, uintptr_t n_accept, uintptr_t n_diverge, int adapt,
-                               double target, int64_t t, uintptr_t prior_energy, int64_t rows, int64_t dim) {
+                               uintptr_t p, uintptr_t h0, uintptr_t u, double beta, uintptr_t beta_at,
+                               uintptr_t eps, uintptr_t accept_stat, uintptr_t n_accept, uintptr_t n_diverge,
+                               int adapt, double target, int64_t t, uintptr_t t_at, uintptr_t prior_energy,
+                               int64_t rows, int64_t dim) {
   MetropolisArgs a{};
   a.z0 = ptr<void>(z0);
   a.g0 = ptr<void>(g0);
@@ -99,18 +109,24 @@ MetropolisArgs metropolis_args(uintptr_t z0, uintptr_t g0, uintptr_t d0, uintptr
   a.p = ptr<const void>(p);
   a.h0 = ptr<const double>(h0);
   a.u = ptr<const double>(u);
-  a.beta = beta;
+  a.beta = scalar(beta, beta_at);
   a.eps = ptr<double>(eps);
   a.accept_stat = ptr<double>(accept_stat);
   a.n_accept = ptr<int64_t>(n_accept);
   a.n_diverge = ptr<int64_t>(n_diverge);
   a.adapt = adapt;
   a.target = target;
-  a.t = t;
+  a.t = scalar(t, t_at);
   a.prior_energy = ptr<const double>(prior_energy);
   a.rows = rows;
   a.dim = dim;
   return a;
+}
+
+rdfast::PhiloxArgs philox_args(uint64_t seed, uintptr_t items, int64_t n_items, int64_t n_chains,
+                               int64_t n_blocks, int64_t step, uintptr_t step_at, int stream, uintptr_t words) {
+  return {seed, ptr<const int64_t>(items), n_items, n_chains, n_blocks, scalar(step, step_at), stream,
+          ptr<int64_t>(words)};
 }
 
 RecordArgs record_args(uintptr_t logw, uintptr_t d, uintptr_t log_z, uintptr_t dist, uintptr_t ess,
@@ -178,10 +194,10 @@ PYBIND11_MODULE(_C, m) {
       py::call_guard<py::gil_scoped_release>());
   cpu.def(
       "philox_words",
-      [](uint64_t seed, uintptr_t items, int64_t n_items, int64_t n_chains, int64_t n_blocks, uint32_t c3,
-         uintptr_t words) {
-        rdfast::cpu::philox_words({seed, ptr<const int64_t>(items), n_items, n_chains, n_blocks, c3,
-                                   ptr<int64_t>(words)});
+      [](uint64_t seed, uintptr_t items, int64_t n_items, int64_t n_chains, int64_t n_blocks, int64_t step,
+         uintptr_t step_at, int stream, uintptr_t words) {
+        rdfast::cpu::philox_words(
+            philox_args(seed, items, n_items, n_chains, n_blocks, step, step_at, stream, words));
       },
       py::call_guard<py::gil_scoped_release>());
 
@@ -198,6 +214,14 @@ PYBIND11_MODULE(_C, m) {
       [](uintptr_t logw, uintptr_t d, uintptr_t log_z, uintptr_t dist, uintptr_t ess, int64_t n_items,
          int64_t n_chains, uintptr_t stream) {
         rdfast::cuda::record(record_args(logw, d, log_z, dist, ess, n_items, n_chains), stream);
+      },
+      py::call_guard<py::gil_scoped_release>());
+  cuda.def(
+      "philox_words",
+      [](uint64_t seed, uintptr_t items, int64_t n_items, int64_t n_chains, int64_t n_blocks, int64_t step,
+         uintptr_t step_at, int stream, uintptr_t words, uintptr_t cuda_stream) {
+        rdfast::cuda::philox_words(
+            philox_args(seed, items, n_items, n_chains, n_blocks, step, step_at, stream, words), cuda_stream);
       },
       py::call_guard<py::gil_scoped_release>());
   cuda.def("device_count", &rdfast::cuda::device_count,

@@ -18,7 +18,8 @@ void begin_rows(const LeapfrogBeginArgs& a) {
   T* p = static_cast<T*>(a.p);
   T* z = static_cast<T*>(a.z);
   const int64_t B = a.rows, K = a.dim;
-  const T beta = static_cast<T>(a.beta);
+  const double beta64 = a.beta.get(), dbeta = a.dbeta.get();
+  const T beta = static_cast<T>(beta64);
 
 #pragma omp parallel for schedule(static) if (B * K >= kParallelMinElements)
   for (int64_t r = 0; r < B; ++r) {
@@ -36,8 +37,8 @@ void begin_rows(const LeapfrogBeginArgs& a) {
       z[o + j] = zj + eps * pn;
     }
     const double energy = a.prior_energy ? a.prior_energy[r] : 0.5 * sum_sq_z;
-    a.logw[r] -= a.dbeta * a.d0[r];
-    a.h0[r] = hamiltonian(energy, a.beta, a.d0[r], sum_sq_p);
+    a.logw[r] -= dbeta * a.d0[r];
+    a.h0[r] = hamiltonian(energy, beta64, a.d0[r], sum_sq_p);
   }
 }
 
@@ -49,7 +50,7 @@ void kick_rows(const LeapfrogArgs& a) {
   const T* pg = static_cast<const T*>(a.prior_grad);
   T* p = static_cast<T*>(a.p);
   const int64_t B = a.rows, K = a.dim;
-  const T beta = static_cast<T>(a.beta);
+  const T beta = static_cast<T>(a.beta.get());
 
 #pragma omp parallel for schedule(static) if (B * K >= kParallelMinElements)
   for (int64_t r = 0; r < B; ++r) {

@@ -18,6 +18,7 @@ void metropolis_rows(const MetropolisArgs& a) {
   const T* g = static_cast<const T*>(a.g);
   const T* p = static_cast<const T*>(a.p);
   const int64_t B = a.rows, K = a.dim;
+  const double beta = a.beta.get();
 
 #pragma omp parallel for schedule(static) if (B * K >= kParallelMinElements)
   for (int64_t r = 0; r < B; ++r) {
@@ -29,7 +30,7 @@ void metropolis_rows(const MetropolisArgs& a) {
       sum_sq_p += static_cast<double>(p[o + j]) * static_cast<double>(p[o + j]);
     }
     const double energy = a.prior_energy ? a.prior_energy[r] : 0.5 * sum_sq_z;
-    const double h1 = hamiltonian(energy, a.beta, a.d[r], sum_sq_p);
+    const double h1 = hamiltonian(energy, beta, a.d[r], sum_sq_p);
     const bool accepted = accepts(a.h0[r], h1, a.u[r]);
     if (accepted) {
       std::memcpy(z0 + o, z + o, static_cast<size_t>(K) * sizeof(T));

@@ -20,7 +20,7 @@ __global__ void begin_kernel(LeapfrogBeginArgs a) {
   const T* pg = kPriorGrad ? static_cast<const T*>(a.prior_grad) + o : nullptr;
   T* p = static_cast<T*>(a.p) + o;
   T* z = static_cast<T*>(a.z) + o;
-  const T beta = static_cast<T>(a.beta);
+  const T beta = static_cast<T>(a.beta.get());
   const T eps = static_cast<T>(a.eps[r]);
   const T half = T(0.5) * eps;
   double sum_sq_z = 0.0, sum_sq_p = 0.0;
@@ -36,8 +36,8 @@ __global__ void begin_kernel(LeapfrogBeginArgs a) {
   sum_sq_p = warp_sum(sum_sq_p);
   if (lane() == 0) {
     const double energy = a.prior_energy ? a.prior_energy[r] : 0.5 * sum_sq_z;
-    a.logw[r] -= a.dbeta * a.d0[r];
-    a.h0[r] = hamiltonian(energy, a.beta, a.d0[r], sum_sq_p);
+    a.logw[r] -= a.dbeta.get() * a.d0[r];
+    a.h0[r] = hamiltonian(energy, a.beta.get(), a.d0[r], sum_sq_p);
   }
 }
 
@@ -48,7 +48,7 @@ __global__ void kick_kernel(LeapfrogArgs a) {
   if (i >= a.rows * a.dim) return;
   T* z = static_cast<T*>(a.z);
   T* p = static_cast<T*>(a.p);
-  const T beta = static_cast<T>(a.beta);
+  const T beta = static_cast<T>(a.beta.get());
   const T eps = static_cast<T>(a.eps[i / a.dim]);
   const T step = kFull ? eps : T(0.5) * eps;
   const T zi = z[i];

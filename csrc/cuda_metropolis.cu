@@ -25,7 +25,7 @@ __global__ void metropolis_kernel(MetropolisArgs a) {
   sum_sq_z = warp_sum(sum_sq_z);
   sum_sq_p = warp_sum(sum_sq_p);
   const double energy = a.prior_energy ? a.prior_energy[r] : 0.5 * sum_sq_z;
-  const double h1 = hamiltonian(energy, a.beta, a.d[r], sum_sq_p);
+  const double h1 = hamiltonian(energy, a.beta.get(), a.d[r], sum_sq_p);
   const bool accepted = accepts(a.h0[r], h1, a.u[r]);
   if (accepted) {
     T* z0 = static_cast<T*>(a.z0) + o;

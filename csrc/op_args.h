@@ -6,7 +6,23 @@
 
 #include <cstdint>
 
+#ifdef __CUDACC__
+#define RDFAST_HD __host__ __device__ __forceinline__
+#else
+#define RDFAST_HD inline
+#endif
+
 namespace rdfast {
+
+// A scalar argument given by value, or read from memory at launch (`at` non-null: a device
+// pointer on the GPU), so that a launch needs no host synchronisation and a CUDA graph of it
+// stays valid when the value changes (β, Δβ and the step index of a device-resident loop).
+template <class V>
+struct Scalar {
+  V value;
+  const V* at;
+  RDFAST_HD V get() const { return at ? *at : value; }
+};
 
 enum DType : int { kFloat32 = 0, kFloat64 = 1 };
 enum Kind : int { kGaussianNll = 0, kBernoulliNll = 1, kSquaredError = 2 };  // protocol.KINDS
@@ -34,8 +50,8 @@ struct LeapfrogBeginArgs {
   void* z;                     // [B, K] T, out
   double* logw;                // [B]
   double* h0;                  // [B], out
-  double beta;
-  double dbeta;
+  Scalar<double> beta;
+  Scalar<double> dbeta;
   const double* eps;           // [B]
   const double* prior_energy;  // [B] or null (standard normal)
   const void* prior_grad;      // [B, K] T or null (standard normal)
@@ -48,7 +64,7 @@ struct LeapfrogArgs {
   void* z;                 // [B, K] T
   const void* g;           // [B, K] T
   void* p;                 // [B, K] T
-  double beta;
+  Scalar<double> beta;
   const double* eps;       // [B]
   const void* prior_grad;  // [B, K] T or null
   int64_t rows;
@@ -65,14 +81,14 @@ struct MetropolisArgs {
   const void* p;               // [B, K] T, final momenta
   const double* h0;            // [B]
   const double* u;             // [B] uniforms
-  double beta;
+  Scalar<double> beta;
   double* eps;                 // [B]
   double* accept_stat;         // [B]
   int64_t* n_accept;           // [B]
   int64_t* n_diverge;          // [B]
   int adapt;                   // rdfast::Adapt
   double target;
-  int64_t t;                   // transitions so far, this one included
+  Scalar<int64_t> t;           // transitions so far, this one included
   const double* prior_energy;  // [B] at the proposal, or null
   int64_t rows;
   int64_t dim;

@@ -13,12 +13,6 @@
 #include "op_args.h"
 #include "vecmath_f32.h"
 
-#ifdef __CUDACC__
-#define RDFAST_HD __host__ __device__ __forceinline__
-#else
-#define RDFAST_HD inline
-#endif
-
 namespace rdfast {
 
 constexpr double kLog2Pi = 1.8378770664093453;  // log(2π)
@@ -154,7 +148,7 @@ RDFAST_HD void finish_row(const MetropolisArgs& a, int64_t r, double h1, bool ac
     a.d0[r] = a.d[r];
     a.n_accept[r] += 1;
   }
-  const double stat = accept_stat_after(a.adapt, a.accept_stat[r], accepted, a.n_accept[r], a.t);
+  const double stat = accept_stat_after(a.adapt, a.accept_stat[r], accepted, a.n_accept[r], a.t.get());
   a.accept_stat[r] = stat;
   if (a.adapt != kAdaptNone) a.eps[r] = adapted_step(a.eps[r], stat, a.target);
 }

@@ -2,7 +2,8 @@
 
 ∇U = ∇E + β g with g = ∇_z d cached per row; ∇E = z (standard normal prior) unless a
 prior gradient [B, K] is given. The step size ε [B] (float64) is rounded to the dtype T of
-z before use, and β likewise in the kick, as the torch reference does.
+z before use, and β likewise in the kick, as the torch reference does. β and Δβ are kernel
+arguments, or (BETA_AT / DBETA_AT) float64 numbers in memory read at launch.
   begin: logw −= Δβ·d0;  h0 = E(z0) + β d0 + ½‖p‖²;  p −= ½ε ∇U(z0);  z = z0 + ε p
   step:  p −= ε ∇U(z);  z += ε p
   end:   p −= ½ε ∇U(z)
@@ -10,7 +11,7 @@ z before use, and β likewise in the kick, as the torch reference does.
 import triton
 import triton.language as tl
 
-from .numerics import as_float64
+from .numerics import scalar_f64
 
 
 @triton.jit
@@ -27,13 +28,13 @@ def _grad_potential(z, g_ptr, prior_grad_ptr, at, mask, beta, HAS_PRIOR_GRAD: tl
 @triton.jit
 def leapfrog_begin_kernel(
     z0_ptr, g0_ptr, d0_ptr, p_ptr, z_ptr, logw_ptr, h0_ptr, eps_ptr, prior_energy_ptr, prior_grad_ptr,
-    n_rows, n_cols, beta: tl.float64, dbeta: tl.float64,
-    HAS_PRIOR_ENERGY: tl.constexpr, HAS_PRIOR_GRAD: tl.constexpr,
+    beta_at_ptr, dbeta_at_ptr, n_rows, n_cols, beta: tl.float64, dbeta: tl.float64,
+    HAS_PRIOR_ENERGY: tl.constexpr, HAS_PRIOR_GRAD: tl.constexpr, BETA_AT: tl.constexpr, DBETA_AT: tl.constexpr,
     BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr,
 ):
     """Weight update, initial energy h0 [B], first half kick and first drift for BLOCK_ROWS rows."""
     dtype = z0_ptr.dtype.element_ty
-    beta64 = as_float64(beta)
+    beta64 = scalar_f64(beta, beta_at_ptr, BETA_AT)
     beta_t = beta64.to(dtype)
     rows = tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)  # [R]
     row_ok = rows < n_rows
@@ -62,19 +63,20 @@ def leapfrog_begin_kernel(
     d0 = tl.load(d0_ptr + rows, mask=row_ok, other=0.0)
     tl.store(h0_ptr + rows, prior_energy + beta64 * d0 + 0.5 * p_sq, mask=row_ok)
     logw = tl.load(logw_ptr + rows, mask=row_ok, other=0.0)
-    tl.store(logw_ptr + rows, logw - as_float64(dbeta) * d0, mask=row_ok)
+    tl.store(logw_ptr + rows, logw - scalar_f64(dbeta, dbeta_at_ptr, DBETA_AT) * d0, mask=row_ok)
 
 
 @triton.jit
 def leapfrog_kick_kernel(
-    z_ptr, g_ptr, p_ptr, eps_ptr, prior_grad_ptr,
+    z_ptr, g_ptr, p_ptr, eps_ptr, prior_grad_ptr, beta_at_ptr,
     n_rows, n_cols, beta: tl.float64,
-    LAST: tl.constexpr, HAS_PRIOR_GRAD: tl.constexpr, BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr,
+    LAST: tl.constexpr, HAS_PRIOR_GRAD: tl.constexpr, BETA_AT: tl.constexpr,
+    BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr,
 ):
     """For BLOCK_ROWS rows: full kick then drift (p −= ε∇U; z += εp), or with LAST the final
     half kick alone (p −= ½ε∇U)."""
     dtype = z_ptr.dtype.element_ty
-    beta_t = as_float64(beta).to(dtype)
+    beta_t = scalar_f64(beta, beta_at_ptr, BETA_AT).to(dtype)
     rows = tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)  # [R]
     row_ok = rows < n_rows
     row_start = rows.to(tl.int64)[:, None] * n_cols  # [R, 1]

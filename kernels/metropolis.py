@@ -7,19 +7,21 @@
   n_accept += accept;  n_diverge += ¬finite
   statistic a: n_accept / t (CUMULATIVE) else EMA_DECAY·a + (1 − EMA_DECAY)·accept
   ADAPT: ε ← clamp(ε · (eps_grow if a > target else eps_shrink), EPS_MIN, EPS_MAX)
+β and t are kernel arguments, or (BETA_AT / T_AT) numbers in memory read at launch.
 """
 import triton
 import triton.language as tl
 
-from .numerics import as_float64, is_finite
+from .numerics import as_float64, is_finite, scalar_f64
 
 
 @triton.jit(do_not_specialize=["t"])  # t changes every transition: one compiled kernel for all
 def metropolis_kernel(
     z0_ptr, g0_ptr, d0_ptr, z_ptr, g_ptr, d_ptr, p_ptr, h0_ptr, u_ptr, eps_ptr,
-    accept_stat_ptr, n_accept_ptr, n_diverge_ptr, prior_energy_ptr,
+    accept_stat_ptr, n_accept_ptr, n_diverge_ptr, prior_energy_ptr, beta_at_ptr, t_at_ptr,
     n_rows, n_cols, t, beta: tl.float64, target: tl.float64, eps_grow: tl.float64, eps_shrink: tl.float64,
     HAS_PRIOR_ENERGY: tl.constexpr, ADAPT: tl.constexpr, CUMULATIVE: tl.constexpr,
+    BETA_AT: tl.constexpr, T_AT: tl.constexpr,
     EMA_DECAY: tl.constexpr,
     EPS_MIN: tl.constexpr, EPS_MAX: tl.constexpr,
     BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr,
@@ -44,7 +46,7 @@ def metropolis_kernel(
     else:
         prior_energy = 0.5 * z_sq
     d = tl.load(d_ptr + rows, mask=row_ok, other=0.0)
-    h1 = prior_energy + as_float64(beta) * d + 0.5 * p_sq  # [R]
+    h1 = prior_energy + scalar_f64(beta, beta_at_ptr, BETA_AT) * d + 0.5 * p_sq  # [R]
     finite = is_finite(h1)
     h0 = tl.load(h0_ptr + rows, mask=row_ok, other=0.0)
     u = tl.load(u_ptr + rows, mask=row_ok, other=1.0)
@@ -64,7 +66,7 @@ def metropolis_kernel(
     n_accept = tl.load(n_accept_ptr + rows, mask=row_ok, other=0) + accept.to(tl.int64)
     tl.store(n_accept_ptr + rows, n_accept, mask=row_ok)
     if CUMULATIVE:
-        stat = n_accept.to(tl.float64) / as_float64(t)
+        stat = n_accept.to(tl.float64) / scalar_f64(t, t_at_ptr, T_AT)
     else:
         stat = tl.load(accept_stat_ptr + rows, mask=row_ok, other=0.0)
         stat = stat * EMA_DECAY + (1.0 - EMA_DECAY) * accept.to(tl.float64)

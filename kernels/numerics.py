@@ -16,6 +16,17 @@ def as_float64(x):
 
 
 @triton.jit
+def scalar_f64(value, at_ptr, AT: tl.constexpr):
+    """A float64 scalar argument: ``value``, or with AT the number stored at ``at_ptr`` (β, Δβ or
+    t of a device-resident loop, read when the kernel runs)."""
+    if AT:
+        out = tl.load(at_ptr).to(tl.float64)
+    else:
+        out = as_float64(value)
+    return out
+
+
+@triton.jit
 def is_finite(x):
     """|x| < ∞: false for ±∞ and for NaN (an ordered comparison)."""
     return tl.abs(x) < INF

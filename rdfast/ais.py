@@ -15,6 +15,7 @@ change results and a resumed run continues exactly.
 """
 from __future__ import annotations
 
+import bisect
 import math
 import time
 import warnings
@@ -24,6 +25,7 @@ import torch
 from . import backends, priors, rng
 from .backends.protocol import ADAPT_CODES
 from .checkpoint import Checkpointer, fingerprint
+from .device_loop import DeviceClock, TransitionRunner
 from .distortions import make_evaluator, resolve
 from .distributed import run_ais
 from .progress import Progress
@@ -57,7 +59,8 @@ def record_steps(record, n_transitions: int) -> torch.Tensor:
 def ais(decoder, x, schedule, *, distortion="gaussian_nll", logvar=None, prior=None, latent_dim=None,
         n_chains=16, leapfrog_steps=10, step_size=0.01, target_accept=0.65, adapt=_DEFAULT_ADAPT,
         step_sizes=None, record=100, seed=None, generator=None, backend="auto", batch_size=None,
-        progress=False, checkpoint=None, checkpoint_every=600.0, resume=None, distributed=None) -> AISResult | None:
+        progress=False, checkpoint=None, checkpoint_every=600.0, resume=None, distributed=None,
+        cuda_graphs=None) -> AISResult | None:
     """Run AIS from the prior (β = 0) along ``schedule`` for every item of ``x``.
 
     decoder: callable z [rows, K] -> x̂ [rows, *x.shape[1:]] (or (mean, logvar) for
@@ -79,6 +82,9 @@ def ais(decoder, x, schedule, *, distortion="gaussian_nll", logvar=None, prior=N
         (as True, but ranks other than 0 return None) or False (all items here); every rank passes
         all of x, on its own device; each rank checkpoints to ``<path>.rank{r}of{W}``. See
         ``rdfast.distributed`` and docs/distributed.md.
+    cuda_graphs: None (on CUDA, capture blocks of transitions as CUDA graphs and replay them;
+        if the decoder cannot be captured, warn and run eagerly), True (capture or fail) or
+        False (eager). The result is the same; ``result.config["cuda_graphs"]`` says which ran.
     Returns an ``AISResult`` (the same as one process over all items gives).
     """
     x = check_data(x)
@@ -87,14 +93,14 @@ def ais(decoder, x, schedule, *, distortion="gaussian_nll", logvar=None, prior=N
                    latent_dim=latent_dim, n_chains=n_chains, leapfrog_steps=leapfrog_steps, step_size=step_size,
                    target_accept=target_accept, adapt=adapt, step_sizes=step_sizes, record=record, seed=seed,
                    generator=generator, backend=backend, batch_size=batch_size, progress=progress,
-                   checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
+                   checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, cuda_graphs=cuda_graphs)
 
 
 def anneal(decoder, x, betas, *, initial=None, item_offset=0, label="ais", distortion="gaussian_nll",
            logvar=None, prior=None, latent_dim=None, n_chains=16, leapfrog_steps=10, step_size=0.01,
            target_accept=0.65, adapt=_DEFAULT_ADAPT, step_sizes=None, record=100, seed=None, generator=None,
            backend="auto", batch_size=None, progress=False, checkpoint=None, checkpoint_every=600.0,
-           resume=None) -> AISResult:
+           resume=None, cuda_graphs=None) -> AISResult:
     """AIS along any validated path ``betas`` [T + 1] (float64) for checked data ``x``.
 
     ``initial`` [N, K] or [N, M, K]: start the chains of item n at initial[n] (every chain) or
@@ -117,6 +123,8 @@ def anneal(decoder, x, betas, *, initial=None, item_offset=0, label="ais", disto
             raise ValueError("adapt: replayed step_sizes are frozen; pass adapt=None (or leave it out)")
     elif adapt is _DEFAULT_ADAPT:
         adapt = "ema"
+    if cuda_graphs not in (None, True, False):
+        raise ValueError(f"cuda_graphs: expected None, True or False, got {cuda_graphs!r}")
     if adapt not in ADAPT_CODES:
         raise ValueError(f"adapt: expected 'ema', 'cumulative' or None, got {adapt!r}")
     chunk = x.shape[0] if batch_size is None else check_int("batch_size", batch_size)
@@ -139,6 +147,7 @@ def anneal(decoder, x, betas, *, initial=None, item_offset=0, label="ais", disto
 
     run = _Run(decoder=decoder, dist=dist, prior=prior, backend=be, betas=betas, M=M, L=L, K=K,
                eps0=eps0, target=float(target_accept), adapt=ADAPT_CODES[adapt], seed=seed, rec=rec, ckpt=ckpt,
+               cuda_graphs=cuda_graphs,
                progress=Progress(T * math.ceil(x.shape[0] / chunk), label, bool(progress)))
     ckpt.started = start
     parts = ckpt.completed_parts()
@@ -151,7 +160,8 @@ def anneal(decoder, x, betas, *, initial=None, item_offset=0, label="ais", disto
     out = {name: torch.cat([p[name] for p in parts], dim=1 if name in PER_RECORD else 0) for name in parts[0]}
     log_eps = out.pop("log_eps")
     result = AISResult(beta=betas[rec], steps=rec, **out, step_sizes=StepSizes(knot_boundaries(T), log_eps.T.contiguous()),
-                       config=config, seconds=ckpt.previous_seconds + time.monotonic() - start)
+                       config=dict(config, cuda_graphs=run.graphs_used),
+                       seconds=ckpt.previous_seconds + time.monotonic() - start)
     _warn_on_faults(result)
     return result
 
@@ -176,7 +186,9 @@ class _Run:
         self.__dict__.update(kw)
         self.beta_list = self.betas.tolist()
         self.rec_set = set(self.rec.tolist())
+        self.rec_list = sorted(self.rec_set | {self.betas.numel() - 1})  # the last step ends every run
         self.bounds = knot_boundaries(self.betas.numel() - 1).tolist()
+        self.graphs_used = False
 
     def _initial_states(self, items, dtype, initial):
         K, M = self.K, self.M
@@ -225,6 +237,7 @@ class _Run:
     def chunk(self, x, offset, frozen: StepSizes | None, initial, saved, parts):
         """Run items x [n, *event] (global indices offset..offset+n−1) along the path."""
         N, M, L, K, be = x.shape[0], self.M, self.L, self.K, self.backend
+        T = len(self.beta_list) - 1
         dev, dt = x.device, x.dtype
         items = torch.arange(offset, offset + N, device=dev)
         ev = make_evaluator(self.decoder, x, M, self.dist, be)
@@ -232,25 +245,11 @@ class _Run:
         s = saved if saved is not None else self._fresh_state(x, items, initial, ev)
         z, g, d, logw, eps = s["z"], s["g"], s["d"], s["logw"], s["eps"]
         zp, dp, h0 = torch.empty_like(z), torch.empty_like(d), torch.empty_like(d)  # proposal, H0
-        pe0 = pg0 = pe1 = pg1 = None
+        frozen_eps = None if frozen is None else torch.exp(frozen.log_eps.to(dev)).repeat_interleave(M, 1)  # [S, B]
 
-        def record(k):
-            r = s["r"]
-            be.record(logw, d, M, s["log_z"][r], s["distortion"][r], s["ess"][r])
-            s["rate"][r] = -s["log_z"][r] - self.beta_list[k] * s["distortion"][r]
-            acc = s["n_acc"].view(N, M).sum(1).double()
-            if k > s["prev_k"]:
-                s["accept_rate"][r] = (acc - s["prev_acc"]) / (M * (k - s["prev_k"]))
-            s.update(r=r + 1, prev_k=k, prev_acc=acc)
-
-        if s["k"] == 0 and 0 in self.rec_set:
-            record(0)
-        self.progress.update(s["k"])
-        for k in range(s["k"] + 1, len(self.beta_list)):
-            beta, dbeta = self.beta_list[k], self.beta_list[k] - self.beta_list[k - 1]
-            knot = s["knot"]
-            if k == self.bounds[knot] and frozen is not None:
-                eps.copy_(torch.exp(frozen.log_eps[knot].to(dev)).repeat_interleave(M))
+        def transition(k, beta, dbeta):
+            """One HMC transition at step k (0-d device tensors k, β_k, Δβ_k): weight, then move."""
+            pe0 = pg0 = pe1 = pg1 = None
             s["sum_log_eps"].add_(torch.log(eps))
             p = rng.normal(self.seed, items, M, K, k, rng.STREAM_MOMENTUM, dt)  # [B, K]
             if custom_prior:
@@ -267,19 +266,45 @@ class _Run:
             u = rng.uniform(self.seed, items, M, k, rng.STREAM_ACCEPT)
             be.metropolis(z, g, d, zp, gp, dp, p, h0, u, beta, eps, s["acc_stat"], s["n_acc"], s["n_div"],
                           self.adapt, self.target, k, pe1)
-            if k == self.bounds[knot + 1] - 1:
+
+        def record(k):
+            r = s["r"]
+            be.record(logw, d, M, s["log_z"][r], s["distortion"][r], s["ess"][r])
+            s["rate"][r] = -s["log_z"][r] - self.beta_list[k] * s["distortion"][r]
+            acc = s["n_acc"].view(N, M).sum(1).double()
+            if k > s["prev_k"]:
+                s["accept_rate"][r] = (acc - s["prev_acc"]) / (M * (k - s["prev_k"]))
+            s.update(r=r + 1, prev_k=k, prev_acc=acc)
+
+        k = s["k"]
+        if k == 0 and 0 in self.rec_set:
+            record(0)
+        self.progress.update(k)
+        runner = TransitionRunner(transition, DeviceClock(self.betas, k, dev), self.cuda_graphs)
+        while k < T:
+            knot = s["knot"]
+            if frozen_eps is not None and k + 1 == self.bounds[knot]:
+                eps.copy_(frozen_eps[knot])
+            # transitions k+1 .. end need nothing from the host: end is the next record, the end
+            # of this step-size knot or a checkpoint due by count, whichever comes first
+            end = min(self.bounds[knot + 1] - 1, self.rec_list[bisect.bisect_right(self.rec_list, k)],
+                      k + self.ckpt.transitions_until_due())
+            runner.run(end - k)
+            if end == self.bounds[knot + 1] - 1:
                 count = self.bounds[knot + 1] - self.bounds[knot]
                 s["log_eps"][knot] = s["sum_log_eps"].view(N, M).sum(1) / (M * count)
                 s["sum_log_eps"].zero_()
                 s["knot"] = knot + 1
-            s["k"] = k
-            if k in self.rec_set:
-                record(k)
-            self.progress.update()
-            if k < len(self.beta_list) - 1:
-                self.ckpt.maybe_save(parts, offset, s, self.progress_seconds)
+            s["k"] = end
+            if end in self.rec_set:
+                record(end)
+            self.progress.update(end - k)
+            if end < T:
+                self.ckpt.maybe_save(parts, offset, s, self.progress_seconds, end - k)
+            k = end
+        self.graphs_used = self.graphs_used or runner.captured
 
-        total = max(len(self.beta_list) - 1, 1)
+        total = max(T, 1)
         out = {name: s[name].cpu() for name in PER_RECORD}
         out.update(acceptance=(s["n_acc"].view(N, M).sum(1).double() / (M * total)).cpu(),
                    divergences=s["n_div"].view(N, M).sum(1).cpu(), z=z.view(N, M, K).cpu(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 
@@ -100,11 +101,19 @@ class Checkpointer:
         state, self.loaded["state"] = self.loaded["state"], None
         return state
 
-    def maybe_save(self, parts, offset, state, seconds) -> None:
-        """Save if a checkpoint is due (by transitions or by seconds since the last one)."""
+    def transitions_until_due(self) -> float:
+        """Transitions until a checkpoint by count is due (inf when checkpoints go by seconds or
+        there are none): the driver stops there to save."""
+        if self.path is None or self.every_kind != "transitions":
+            return math.inf
+        return max(self.every - self.since, 1)
+
+    def maybe_save(self, parts, offset, state, seconds, transitions: int = 1) -> None:
+        """Save if a checkpoint is due (by transitions or by seconds since the last one), after
+        ``transitions`` more transitions."""
         if self.path is None:
             return
-        self.since += 1
+        self.since += transitions
         due = (self.since >= self.every) if self.every_kind == "transitions" else \
             (time.monotonic() - self.last_time >= self.every)
         if due:

@@ -7,7 +7,8 @@ rdfast.mlp and rdfast.rng build every argument themselves).
     bias_act(code, slope, a, bias)          a ← φ(a + b) in place        a [R, W], bias [W]
     mlp_output(kind, code, a, bias, x,      x̂ = φ(a + b); d [B] and δ = ∂d/∂(a + b) into a
                logvar, d, n_chains)         a [B, P], x [N, P], logvar [1] | [P] | None
-    philox_words(seed, items, M, blocks, c3) Philox-4x32-10 words [4, N, M, blocks] (int64)
+    philox_words(seed, items, M, blocks,    Philox-4x32-10 words [4, N, M, blocks] (int64); step
+                 step, stream)              an int or a 0-d int64 tensor (read by the kernel)
 """
 from __future__ import annotations
 
@@ -41,8 +42,14 @@ def mlp_output(kind: str, code: int, a, bias, x, logvar, d, n_chains: int) -> No
                       0 if logvar is None else logvar.data_ptr(), d.data_ptr(), x.shape[0], n_chains, x.shape[1])
 
 
-def philox_words(seed: int, items: torch.Tensor, n_chains: int, n_blocks: int, c3: int) -> torch.Tensor:
+def step_arg(step) -> tuple:
+    """(value, address) of a step: an int by value, a 0-d int64 tensor by address."""
+    return (0, step.data_ptr()) if isinstance(step, torch.Tensor) else (int(step), 0)
+
+
+def philox_words(seed: int, items: torch.Tensor, n_chains: int, n_blocks: int, step, stream: int) -> torch.Tensor:
     items = items.to(torch.int64).contiguous()
     words = torch.empty(4, items.numel(), n_chains, n_blocks, dtype=torch.int64)
-    _C.cpu.philox_words(seed, items.data_ptr(), items.numel(), n_chains, n_blocks, c3, words.data_ptr())
+    _C.cpu.philox_words(seed, items.data_ptr(), items.numel(), n_chains, n_blocks, *step_arg(step), stream,
+                        words.data_ptr())
     return words

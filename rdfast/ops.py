@@ -13,9 +13,14 @@ K latent numbers, P data numbers per item. ``T`` is float32 or float64 (data, de
 outputs, states, momenta, gradients); per-row scalars are float64; counters int64.
 Potential U(z) = E(z) + β d(z) with E = ½‖z‖² (standard normal prior) unless
 ``prior_energy`` [B] and ``prior_grad`` [B, K] are given; g = ∇_z d.
+
+The scalars β, Δβ (float64) and t (int64) are numbers, or 0-d arrays on the arrays' device:
+those are read by the kernel when it runs, so a device-resident loop never synchronises with
+the host and a CUDA graph that captured the call follows their current values.
 """
 from __future__ import annotations
 
+import numbers
 import warnings
 
 import numpy as np
@@ -48,11 +53,12 @@ def leapfrog_begin(z0, g0, d0, p, z, logw, h0, beta, dbeta, eps, prior_energy=No
     logw −= Δβ · d0;  h0 = U(z0) + ½‖p‖²;  p −= ½ε ∇U(z0);  z = z0 + ε p.
     z0, g0 [B, K] T (state and its g); d0 [B] f64; p [B, K] T (fresh momenta, updated);
     z [B, K] T (written); logw [B] f64 (updated); h0 [B] f64 (written); eps [B] f64;
-    beta, dbeta floats (β_k and β_k − β_{k−1}).
+    beta, dbeta: β_k and β_k − β_{k−1} (numbers or 0-d float64 arrays).
     """
     a = _tensors("leapfrog_begin", z0=z0, g0=g0, d0=d0, p=p, z=z, logw=logw, h0=h0, eps=eps,
                  prior_energy=prior_energy, prior_grad=prior_grad)
-    _backend("leapfrog_begin", a).leapfrog_begin(beta=float(beta), dbeta=float(dbeta), **a)
+    _backend("leapfrog_begin", a).leapfrog_begin(beta=_scalar("leapfrog_begin", "beta", beta, float),
+                                                 dbeta=_scalar("leapfrog_begin", "dbeta", dbeta, float), **a)
 
 
 def leapfrog_step(z, g, p, beta, eps, prior_grad=None):
@@ -61,13 +67,13 @@ def leapfrog_step(z, g, p, beta, eps, prior_grad=None):
     z [B, K] T (updated); g [B, K] T (∇d at z); p [B, K] T (updated); eps [B] f64.
     """
     a = _tensors("leapfrog_step", z=z, g=g, p=p, eps=eps, prior_grad=prior_grad)
-    _backend("leapfrog_step", a).leapfrog_step(beta=float(beta), **a)
+    _backend("leapfrog_step", a).leapfrog_step(beta=_scalar("leapfrog_step", "beta", beta, float), **a)
 
 
 def leapfrog_end(z, g, p, beta, eps, prior_grad=None):
     """The final half kick: p −= ½ε ∇U(z).  z, g [B, K] T; p [B, K] T (updated); eps [B] f64."""
     a = _tensors("leapfrog_end", z=z, g=g, p=p, eps=eps, prior_grad=prior_grad)
-    _backend("leapfrog_end", a).leapfrog_end(beta=float(beta), **a)
+    _backend("leapfrog_end", a).leapfrog_end(beta=_scalar("leapfrog_end", "beta", beta, float), **a)
 
 
 def metropolis(z0, g0, d0, z, g, d, p, h0, u, beta, eps, accept_stat, n_accept, n_diverge,
@@ -89,7 +95,8 @@ def metropolis(z0, g0, d0, z, g, d, p, h0, u, beta, eps, accept_stat, n_accept, 
     code = ADAPT_CODES[adapt] if adapt in ADAPT_CODES else adapt
     if code not in ADAPT_CODES.values():
         raise ValueError(f"metropolis: adapt must be one of {list(ADAPT_CODES)}, got {adapt!r}")
-    _backend("metropolis", a).metropolis(beta=float(beta), adapt=code, target=float(target), t=int(t), **a)
+    _backend("metropolis", a).metropolis(beta=_scalar("metropolis", "beta", beta, float), adapt=code,
+                                         target=float(target), t=_scalar("metropolis", "t", t, int), **a)
 
 
 def record(logw, d, n_chains, log_z, dist, ess):
@@ -125,6 +132,13 @@ def _tensor(op, name, a, out):
         return torch.from_dlpack(a)
     raise TypeError(f"{op}: {name} must be a torch tensor, a NumPy array, or an object with __dlpack__ "
                     f"or __array_interface__; got {type(a).__name__}")
+
+
+def _scalar(op, name, value, kind):
+    """A number as ``kind`` (float or int), or a 0-d array as a zero-copy tensor (read at launch)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return kind(value)
+    return _tensor(op, name, value, out=False)
 
 
 def _from_numpy(op, name, a, out):

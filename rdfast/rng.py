@@ -7,10 +7,14 @@ Philox-4x32 with 10 rounds (Salmon et al., SC'11): key = the 64-bit seed, counte
 from pairs of words by the Box–Muller transform, uniforms from two words (53 bits).
 
 All arithmetic is on int64 tensors holding unsigned 32-bit values, so it runs on any
-device without overflow: 32×32-bit products are split into 16-bit halves.
+device without overflow: 32×32-bit products are split into 16-bit halves. The compiled
+extension computes the same words in one kernel on the CPU and on CUDA devices. ``step`` is
+an int, or a 0-d int64 tensor on the device of ``items`` (the device-resident loop's clock):
+then no value crosses to the host and the call can be captured in a CUDA graph.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -49,20 +53,31 @@ def philox(seed: int, c0, c1, c2, c3):
     return c0, c1, c2, c3
 
 
-def _counters(items: torch.Tensor, n_chains: int, n_blocks: int, step: int, stream: int):
+def _counters(items: torch.Tensor, n_chains: int, n_blocks: int, step, stream: int):
     """Counter words for rows (item, chain) × blocks: each [N, M, n_blocks] (broadcast)."""
     dev = items.device
     c0 = torch.arange(n_blocks, dtype=torch.int64, device=dev).view(1, 1, -1)
     c1 = torch.arange(n_chains, dtype=torch.int64, device=dev).view(1, -1, 1)
     c2 = (items.to(torch.int64) & MASK32).view(-1, 1, 1)
-    c3 = torch.tensor((step * 4 + stream) & MASK32, dtype=torch.int64, device=dev)
+    c3 = (torch.as_tensor(step, dtype=torch.int64, device=dev) * 4 + stream) & MASK32
     return c0, c1, c2, c3
 
 
-def _words(seed: int, items: torch.Tensor, n_chains: int, n_blocks: int, step: int, stream: int):
-    """The four words, each [N, M, n_blocks], for rows (item, chain) × blocks; compiled on the CPU."""
+@functools.lru_cache(maxsize=None)
+def _cuda_words():
+    """rdfast.backends.cuda when its kernels can run here, else None (asked once: the answer
+    must not need a CUDA call inside a graph capture)."""
+    from .backends import cuda
+
+    return None if cuda.unavailable_reason() else cuda
+
+
+def _words(seed: int, items: torch.Tensor, n_chains: int, n_blocks: int, step, stream: int):
+    """The four words, each [N, M, n_blocks], for rows (item, chain) × blocks; compiled where possible."""
     if items.device.type == "cpu" and cpu_kernels.available():
-        return cpu_kernels.philox_words(seed, items, n_chains, n_blocks, (step * 4 + stream) & MASK32).unbind(0)
+        return cpu_kernels.philox_words(seed, items, n_chains, n_blocks, step, stream).unbind(0)
+    if items.device.type == "cuda" and _cuda_words() is not None:
+        return _cuda_words().philox_words(seed, items, n_chains, n_blocks, step, stream).unbind(0)
     return philox(seed, *_counters(items, n_chains, n_blocks, step, stream))
 
 
@@ -71,7 +86,7 @@ def _unit_open(word: torch.Tensor) -> torch.Tensor:
     return (word.double() + 0.5) * (1.0 / 4294967296.0)
 
 
-def normal(seed: int, items: torch.Tensor, n_chains: int, dim: int, step: int, stream: int,
+def normal(seed: int, items: torch.Tensor, n_chains: int, dim: int, step, stream: int,
            dtype=torch.float64) -> torch.Tensor:
     """Standard normals [N·M, dim] for rows (items[n], chain m) at ``step`` of ``stream``."""
     n_blocks = (dim + 3) // 4
@@ -85,7 +100,7 @@ def normal(seed: int, items: torch.Tensor, n_chains: int, dim: int, step: int, s
     return out.to(dtype).contiguous()
 
 
-def uniform(seed: int, items: torch.Tensor, n_chains: int, step: int, stream: int) -> torch.Tensor:
+def uniform(seed: int, items: torch.Tensor, n_chains: int, step, stream: int) -> torch.Tensor:
     """Float64 uniforms in (0, 1), one per row [N·M], with 53 random bits."""
     w0, w1, _, _ = _words(seed, items, n_chains, 1, step, stream)
     bits = (w0 >> 5) * 67108864 + (w1 >> 6)  # 27 + 26 = 53 bits

@@ -267,6 +267,33 @@ def test_rejects_bad_tensors(tb):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_scalars_in_memory_equal_scalars_by_value(tb, dtype):
+    """β, Δβ and t as 0-d device tensors (read by the kernels: graph-safe) or as numbers: the same bits."""
+    gen = torch.Generator().manual_seed(5)
+    B, K = 6, 3
+    base = dict(z0=rand(B, K, dtype=dtype, gen=gen), g0=rand(B, K, dtype=dtype, gen=gen),
+                d0=uniform(B, high=9.0, gen=gen), p=rand(B, K, dtype=dtype, gen=gen), z=rand(B, K, dtype=dtype, gen=gen),
+                logw=rand(B, gen=gen), h0=torch.zeros(B, **F64), eps=uniform(B, low=0.01, high=0.2, gen=gen),
+                g=rand(B, K, dtype=dtype, gen=gen), d=uniform(B, high=9.0, gen=gen), u=uniform(B, low=0.05, gen=gen),
+                accept_stat=uniform(B, gen=gen), n_accept=torch.arange(B, device=DEVICE),
+                n_diverge=torch.zeros(B, dtype=torch.int64, device=DEVICE))
+    outs = []
+    for beta, dbeta, t in ((17.25, 0.125, 9), (torch.tensor(17.25, **F64), torch.tensor(0.125, **F64),
+                                               torch.tensor(9, device=DEVICE))):
+        a = {k: v.clone() for k, v in base.items()}
+        tb.leapfrog_begin(a["z0"], a["g0"], a["d0"], a["p"], a["z"], a["logw"], a["h0"], beta, dbeta, a["eps"])
+        tb.leapfrog_step(a["z"], a["g"], a["p"], beta, a["eps"])
+        tb.leapfrog_end(a["z"], a["g"], a["p"], beta, a["eps"])
+        tb.metropolis(a["z0"], a["g0"], a["d0"], a["z"], a["g"], a["d"], a["p"], a["h0"], a["u"], beta, a["eps"],
+                      a["accept_stat"], a["n_accept"], a["n_diverge"], 2, 0.65, t)
+        outs.append(a)
+    for key in base:
+        assert torch.equal(outs[0][key], outs[1][key]), key
+    with pytest.raises(TypeError, match="beta"):
+        tb.leapfrog_step(base["z"], base["g"], base["p"], torch.tensor(1.0, device=DEVICE), base["eps"])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_whole_run_matches_torch(tb, dtype):
     """rdfast.ais on the triton backend equals the same run on the torch reference."""
     import rdfast
@@ -298,17 +325,21 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from rdfast.kernels import distortion, leapfrog, metropolis, record
 
-ROW_F64 = {"d", "d0", "logw", "h0", "eps", "u", "accept_stat", "prior_energy", "log_z", "dist", "ess"}
+ROW_F64 = {"d", "d0", "logw", "h0", "eps", "u", "accept_stat", "prior_energy", "log_z", "dist", "ess", "beta_at",
+           "dbeta_at"}
+INT64 = {"n_accept", "n_diverge", "t_at"}
 ADAPT = dict(EMA_DECAY=0.9, EPS_MIN=1e-4, EPS_MAX=0.5)
 KERNELS = [  # (kernel, dtype T, constexprs): each kernel once, float64 where the lowering differs most
     (distortion.distortion_kernel, "fp32", dict(KIND=0, LOGVAR=2, BLOCK_ROWS=16, BLOCK_COLS=128)),
     (distortion.distortion_kernel, "fp64", dict(KIND=1, LOGVAR=0, BLOCK_ROWS=16, BLOCK_COLS=128)),
-    (leapfrog.leapfrog_begin_kernel, "fp64", dict(HAS_PRIOR_ENERGY=False, HAS_PRIOR_GRAD=True, BLOCK_ROWS=64,
-                                                  BLOCK_COLS=32)),
-    (leapfrog.leapfrog_kick_kernel, "fp32", dict(LAST=False, HAS_PRIOR_GRAD=False, BLOCK_ROWS=64, BLOCK_COLS=32)),
-    (leapfrog.leapfrog_kick_kernel, "fp64", dict(LAST=True, HAS_PRIOR_GRAD=True, BLOCK_ROWS=64, BLOCK_COLS=32)),
-    (metropolis.metropolis_kernel, "fp64", dict(HAS_PRIOR_ENERGY=False, ADAPT=True, CUMULATIVE=True, BLOCK_ROWS=64,
-                                                BLOCK_COLS=32, **ADAPT)),
+    (leapfrog.leapfrog_begin_kernel, "fp64", dict(HAS_PRIOR_ENERGY=False, HAS_PRIOR_GRAD=True, BETA_AT=True,
+                                                  DBETA_AT=True, BLOCK_ROWS=64, BLOCK_COLS=32)),
+    (leapfrog.leapfrog_kick_kernel, "fp32", dict(LAST=False, HAS_PRIOR_GRAD=False, BETA_AT=False, BLOCK_ROWS=64,
+                                                 BLOCK_COLS=32)),
+    (leapfrog.leapfrog_kick_kernel, "fp64", dict(LAST=True, HAS_PRIOR_GRAD=True, BETA_AT=True, BLOCK_ROWS=64,
+                                                 BLOCK_COLS=32)),
+    (metropolis.metropolis_kernel, "fp64", dict(HAS_PRIOR_ENERGY=False, ADAPT=True, CUMULATIVE=True, BETA_AT=True,
+                                                T_AT=True, BLOCK_ROWS=64, BLOCK_COLS=32, **ADAPT)),
     (record.record_kernel, "fp64", dict(BLOCK_ITEMS=128, BLOCK_CHAINS=16)),
 ]
 
@@ -321,7 +352,7 @@ def signature(kernel, dtype, constexprs):
             sig[name] = "constexpr"
         elif name.endswith("_ptr"):
             base = name[:-4]
-            sig[name] = "*i64" if base.startswith("n_") else "*fp64" if base in ROW_F64 else "*" + dtype
+            sig[name] = "*i64" if base in INT64 else "*fp64" if base in ROW_F64 else "*" + dtype
         else:
             sig[name] = param.annotation_type or "i32"
     return sig

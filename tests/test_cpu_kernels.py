@@ -16,11 +16,12 @@ TOL = {torch.float32: dict(rtol=2e-6, atol=2e-7), torch.float64: dict(rtol=1e-14
 @pytest.mark.parametrize("n_blocks", [1, 3])
 def test_philox_words_equal_the_reference(seed, n_blocks):
     items = torch.tensor([0, 1, 7, 2**31 + 5, 2**33 + 9])
-    for step, stream in ((0, 0), (5, 1), (2**30 + 3, 3)):
-        words = cpu_kernels.philox_words(seed, items, 6, n_blocks, (step * 4 + stream) & rng.MASK32)
+    for step, stream in ((0, 0), (5, 1), (2**30 + 3, 3), (2**40 + 7, 2)):
         ref = rng.philox(seed, *rng._counters(items, 6, n_blocks, step, stream))
-        for w, r in zip(words, ref):
-            assert torch.equal(w, r.expand(items.numel(), 6, n_blocks))
+        for key in (step, torch.tensor(step)):  # by value, and read from memory by the kernel
+            words = cpu_kernels.philox_words(seed, items, 6, n_blocks, key, stream)
+            for w, r in zip(words, ref):
+                assert torch.equal(w, r.expand(items.numel(), 6, n_blocks))
 
 
 def test_normals_and_uniforms_are_bit_identical_to_the_torch_path(monkeypatch):

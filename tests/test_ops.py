@@ -58,6 +58,26 @@ def test_leapfrog_trajectory(np_rng):
     np.testing.assert_allclose(p, p_ref - 0.5 * e * (z_ref + beta * g), rtol=1e-13, atol=1e-15)
 
 
+def test_scalars_may_be_zero_d_arrays(np_rng):
+    """β, Δβ, t as 0-d arrays (read by the kernel, as a device-resident loop passes them): same result."""
+    z0, g, p0 = f64(B, K, rng=np_rng), f64(B, K, rng=np_rng), f64(B, K, rng=np_rng)
+    d0, eps = np_rng.uniform(0, 5, B), np_rng.uniform(0.01, 0.2, B)
+    outs = []
+    for beta, dbeta in ((2.5, 0.25), (np.array(2.5), np.array(0.25))):
+        p, z, logw, h0 = p0.copy(), np.zeros((B, K)), np.zeros(B), np.zeros(B)
+        ops.leapfrog_begin(z0, g, d0, p, z, logw, h0, beta, dbeta, eps)
+        ops.leapfrog_step(z, g, p, beta, eps)
+        outs.append((p, z, logw, h0))
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+    stat, n_acc, n_div = np.zeros(B), np.zeros(B, np.int64), np.zeros(B, np.int64)
+    ops.metropolis(z0.copy(), g.copy(), d0.copy(), z, g, d0, p, h0, np.full(B, 0.5), np.array(2.5), eps.copy(), stat,
+                   n_acc, n_div, "cumulative", 0.65, np.array(4))
+    np.testing.assert_array_equal(stat, n_acc / 4.0)
+    with pytest.raises(TypeError, match="beta"):
+        ops.leapfrog_step(z, g, p, np.array(2.5, dtype=np.float32), eps)
+
+
 def test_metropolis_selects_rows_and_counts(np_rng):
     z0, g0, z, g, p = (f64(B, K, rng=np_rng).astype(np.float32) for _ in range(5))
     d0, d = np_rng.uniform(0, 3, B), np_rng.uniform(0, 3, B)

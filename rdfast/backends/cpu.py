@@ -166,6 +166,20 @@ def _ptr(t) -> int:
     return 0 if t is None else t.data_ptr()
 
 
+def scalar_arg(op: str, arg_name: str, value, dtype: torch.dtype, device: torch.device) -> tuple:
+    """(value, address) of a scalar launcher argument: a Python number goes by value; a 0-d
+    tensor of ``dtype`` on the arrays' device goes by address and is read by the kernel, so the
+    call does not synchronise and a captured CUDA graph reads its current value."""
+    if isinstance(value, torch.Tensor):
+        if value.dim() != 0 or value.dtype != dtype or value.device != device:
+            raise TypeError(f"{op}: {arg_name} must be a number or a 0-d {dtype} tensor on {device}, got a "
+                            f"{value.dtype} tensor of shape {list(value.shape)} on {value.device}")
+        return (0.0 if dtype.is_floating_point else 0), value.data_ptr()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{op}: {arg_name} must be a number or a 0-d {dtype} tensor, got {type(value).__name__}")
+    return (float(value) if dtype.is_floating_point else int(value)), 0
+
+
 def _adapt_code(adapt) -> int:
     if adapt in ADAPT_CODES.values():
         return int(adapt)
@@ -208,8 +222,9 @@ class NativeOps:
             z0=z0, g0=g0, d0=d0, p=p, z=z, logw=logw, h0=h0, eps=eps,
             prior_energy=prior_energy, prior_grad=prior_grad))
         self._launch("leapfrog_begin", device, DTYPE_CODES[dtype], _ptr(z0), _ptr(g0), _ptr(d0), _ptr(p), _ptr(z),
-                     _ptr(logw), _ptr(h0), float(beta), float(dbeta), _ptr(eps), _ptr(prior_energy),
-                     _ptr(prior_grad), sizes["B"], sizes["K"])
+                     _ptr(logw), _ptr(h0), *scalar_arg("leapfrog_begin", "beta", beta, torch.float64, device),
+                     *scalar_arg("leapfrog_begin", "dbeta", dbeta, torch.float64, device), _ptr(eps),
+                     _ptr(prior_energy), _ptr(prior_grad), sizes["B"], sizes["K"])
 
     def leapfrog_step(self, z, g, p, beta, eps, prior_grad=None):
         """p −= ε∇U(z); z += εp."""
@@ -221,8 +236,9 @@ class NativeOps:
 
     def _kick(self, op, z, g, p, beta, eps, prior_grad):
         dtype, sizes, device = self._check(op, dict(z=z, g=g, p=p, eps=eps, prior_grad=prior_grad))
-        self._launch(op, device, DTYPE_CODES[dtype], _ptr(z), _ptr(g), _ptr(p), float(beta), _ptr(eps),
-                     _ptr(prior_grad), sizes["B"], sizes["K"])
+        self._launch(op, device, DTYPE_CODES[dtype], _ptr(z), _ptr(g), _ptr(p),
+                     *scalar_arg(op, "beta", beta, torch.float64, device), _ptr(eps), _ptr(prior_grad),
+                     sizes["B"], sizes["K"])
 
     def metropolis(self, z0, g0, d0, z, g, d, p, h0, u, beta, eps, accept_stat, n_accept, n_diverge,
                    adapt, target, t, prior_energy=None):
@@ -230,12 +246,13 @@ class NativeOps:
         dtype, sizes, device = self._check("metropolis", dict(
             z0=z0, g0=g0, d0=d0, z=z, g=g, d=d, p=p, h0=h0, u=u, eps=eps, accept_stat=accept_stat,
             n_accept=n_accept, n_diverge=n_diverge, prior_energy=prior_energy))
-        if int(t) < 1:
+        t_arg = scalar_arg("metropolis", "t", t, torch.int64, device)
+        if not t_arg[1] and t_arg[0] < 1:  # a t in memory is the caller's to keep >= 1
             raise ValueError(f"metropolis: t counts transitions including this one and must be >= 1, got {t!r}")
         self._launch("metropolis", device, DTYPE_CODES[dtype], _ptr(z0), _ptr(g0), _ptr(d0), _ptr(z), _ptr(g),
-                     _ptr(d), _ptr(p), _ptr(h0), _ptr(u), float(beta), _ptr(eps), _ptr(accept_stat),
-                     _ptr(n_accept), _ptr(n_diverge), _adapt_code(adapt), float(target), int(t),
-                     _ptr(prior_energy), sizes["B"], sizes["K"])
+                     _ptr(d), _ptr(p), _ptr(h0), _ptr(u), *scalar_arg("metropolis", "beta", beta, torch.float64, device),
+                     _ptr(eps), _ptr(accept_stat), _ptr(n_accept), _ptr(n_diverge), _adapt_code(adapt),
+                     float(target), *t_arg, _ptr(prior_energy), sizes["B"], sizes["K"])
 
     def record(self, logw, d, n_chains, log_z, dist, ess):
         """Per item log Ẑ, D̂, ESS [N] from log w and d [B]."""

@@ -33,6 +33,19 @@ class CudaOps(NativeOps):
             getattr(self.launchers, op)(*args, torch.cuda.current_stream(device).cuda_stream)
 
 
+def philox_words(seed: int, items: torch.Tensor, n_chains: int, n_blocks: int, step, stream: int) -> torch.Tensor:
+    """rdfast.rng's Philox-4x32-10 words [4, N, M, n_blocks] (int64) on the device of ``items``,
+    enqueued on torch's current stream; ``step`` an int or a 0-d int64 tensor on that device."""
+    from ..cpu_kernels import step_arg
+
+    items = items.to(torch.int64).contiguous()
+    words = torch.empty(4, items.numel(), n_chains, n_blocks, dtype=torch.int64, device=items.device)
+    with torch.cuda.device(items.device):
+        _C.cuda.philox_words(seed, items.data_ptr(), items.numel(), n_chains, n_blocks, *step_arg(step), stream,
+                             words.data_ptr(), torch.cuda.current_stream(items.device).cuda_stream)
+    return words
+
+
 _ops = CudaOps("cuda", _C.cuda if _C is not None and _C.has_cuda else None)
 distortion = _ops.distortion
 leapfrog_begin = _ops.leapfrog_begin

@@ -27,6 +27,11 @@ Potential ``U(z) = E(z) + β d(z)`` with prior energy ``E = ½‖z‖²`` and ``
 the standard normal; other priors pass ``prior_energy`` [B] (−log p) and ``prior_grad``
 [B, K] (−∇log p). ``∇U = ∇E + β g`` where ``g = ∇_z d`` is cached per row.
 ``rdfast.backends.torch_backend`` is the normative reference of each op.
+
+Scalars: ``beta`` and ``dbeta`` are Python floats or 0-d float64 tensors on the arrays'
+device, ``t`` an int or a 0-d int64 tensor there. A tensor is read by the kernel when it runs,
+so a call never waits on the host and a CUDA graph that captured it follows the tensor's
+current value (``rdfast.clock``'s device-resident loop). ``target`` is a Python float.
 """
 import math
 

@@ -4,8 +4,9 @@ Same functions, signatures and results as ``rdfast.backends.torch_backend`` (the
 reference); this module checks the tensors, picks block sizes and launches one program per
 block of rows (per block of items for ``record``). The kernels run on CUDA tensors, or on
 CPU tensors through the Triton interpreter when ``TRITON_INTERPRET=1`` was set before the
-kernels were imported. β, Δβ and the target are Python floats (0-dim tensors are read to
-the host), passed to the kernels as float64 scalars.
+kernels were imported. β, Δβ and t are numbers passed by value (β, Δβ as float64), or 0-d
+tensors on the arrays' device that the kernels read when they run (nothing is read to the
+host, so the calls can be captured in a CUDA graph).
 """
 from __future__ import annotations
 
@@ -106,9 +107,18 @@ def _check_states(**tensors) -> tuple[int, int]:
     return z.shape
 
 
-def _float(value) -> float:
-    """β, Δβ or a target as a Python float (a 0-dim tensor is read to the host)."""
-    return float(value.item()) if isinstance(value, torch.Tensor) else float(value)
+def _scalar(name: str, value, dtype: torch.dtype, like: torch.Tensor) -> tuple:
+    """(value, pointer, in memory?) kernel arguments of scalar ``name``: a number by value, or a
+    0-d ``dtype`` tensor on the device of ``like`` read by the kernel (``like`` is then a
+    placeholder pointer of the same dtype)."""
+    if isinstance(value, torch.Tensor):
+        if value.dim() != 0 or value.dtype != dtype or value.device != like.device:
+            raise TypeError(f"{name}: expected a number or a 0-d {dtype} tensor on {like.device}, got a "
+                            f"{value.dtype} tensor of shape {tuple(value.shape)} on {value.device}")
+        return (0.0 if dtype.is_floating_point else 0), value, True
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a number or a 0-d {dtype} tensor, got {type(value).__name__}")
+    return (float(value) if dtype.is_floating_point else int(value)), like, False
 
 
 def distortion(kind, x, xhat, logvar, d, grad_xhat, grad_logvar, n_chains):
@@ -154,12 +164,14 @@ def leapfrog_begin(z0, g0, d0, p, z, logw, h0, beta, dbeta, eps, prior_energy=No
     B, K = _check_states(z0=z0, g0=g0, p=p, z=z, prior_grad=prior_grad)
     _check(torch.float64, B, d0=d0, logw=logw, h0=h0, eps=eps, prior_energy=prior_energy)
     block_rows, block_cols = _blocks(B, K)
+    beta, beta_at, beta_in_memory = _scalar("beta", beta, torch.float64, eps)
+    dbeta, dbeta_at, dbeta_in_memory = _scalar("dbeta", dbeta, torch.float64, eps)
     _leapfrog.leapfrog_begin_kernel[(triton.cdiv(B, block_rows),)](
         z0, g0, d0, p, z, logw, h0, eps,
         d0 if prior_energy is None else prior_energy, z0 if prior_grad is None else prior_grad,
-        B, K, _float(beta), _float(dbeta),
+        beta_at, dbeta_at, B, K, beta, dbeta,
         HAS_PRIOR_ENERGY=prior_energy is not None, HAS_PRIOR_GRAD=prior_grad is not None,
-        BLOCK_ROWS=block_rows, BLOCK_COLS=block_cols,
+        BETA_AT=beta_in_memory, DBETA_AT=dbeta_in_memory, BLOCK_ROWS=block_rows, BLOCK_COLS=block_cols,
     )
 
 
@@ -178,9 +190,11 @@ def _kick(last, z, g, p, beta, eps, prior_grad):
     B, K = _check_states(z=z, g=g, p=p, prior_grad=prior_grad)
     _check(torch.float64, B, eps=eps)
     block_rows, block_cols = _blocks(B, K)
+    beta, beta_at, beta_in_memory = _scalar("beta", beta, torch.float64, eps)
     _leapfrog.leapfrog_kick_kernel[(triton.cdiv(B, block_rows),)](
-        z, g, p, eps, z if prior_grad is None else prior_grad, B, K, _float(beta), LAST=last,
-        HAS_PRIOR_GRAD=prior_grad is not None, BLOCK_ROWS=block_rows, BLOCK_COLS=block_cols,
+        z, g, p, eps, z if prior_grad is None else prior_grad, beta_at, B, K, beta, LAST=last,
+        HAS_PRIOR_GRAD=prior_grad is not None, BETA_AT=beta_in_memory, BLOCK_ROWS=block_rows,
+        BLOCK_COLS=block_cols,
     )
 
 
@@ -194,13 +208,17 @@ def metropolis(z0, g0, d0, z, g, d, p, h0, u, beta, eps, accept_stat, n_accept, 
     if adapt not in (ADAPT_NONE, ADAPT_EMA, ADAPT_CUMULATIVE):
         raise ValueError(f"adapt: expected a code of rdfast.backends.protocol, got {adapt!r}")
     block_rows, block_cols = _blocks(B, K)
+    beta, beta_at, beta_in_memory = _scalar("beta", beta, torch.float64, eps)
+    t, t_at, t_in_memory = _scalar("t", t, torch.int64, n_accept)
+    if not t_in_memory and t < 1:  # a t in memory is the caller's to keep >= 1
+        raise ValueError(f"t: counts transitions including this one and must be >= 1, got {t}")
     _metropolis.metropolis_kernel[(triton.cdiv(B, block_rows),)](
         z0, g0, d0, z, g, d, p, h0, u, eps, accept_stat, n_accept, n_diverge,
-        d if prior_energy is None else prior_energy,
-        B, K, int(t), _float(beta), _float(target), EPS_GROW, EPS_SHRINK,
+        d if prior_energy is None else prior_energy, beta_at, t_at,
+        B, K, t, beta, float(target), EPS_GROW, EPS_SHRINK,
         HAS_PRIOR_ENERGY=prior_energy is not None, ADAPT=adapt != ADAPT_NONE,
-        CUMULATIVE=adapt == ADAPT_CUMULATIVE, EMA_DECAY=EMA_DECAY, EPS_MIN=EPS_MIN, EPS_MAX=EPS_MAX,
-        BLOCK_ROWS=block_rows, BLOCK_COLS=block_cols,
+        CUMULATIVE=adapt == ADAPT_CUMULATIVE, BETA_AT=beta_in_memory, T_AT=t_in_memory, EMA_DECAY=EMA_DECAY,
+        EPS_MIN=EPS_MIN, EPS_MAX=EPS_MAX, BLOCK_ROWS=block_rows, BLOCK_COLS=block_cols,
     )
 
 

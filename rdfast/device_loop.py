@@ -1,0 +1,114 @@
+"""The device-resident transition loop: a clock in device memory, and CUDA-graph replay.
+
+On a GPU the steady state of a run must not wait on the host. Every transition reads the step
+index k, β_k and Δβ_k = β_k − β_{k−1} from 0-d tensors on the device (``DeviceClock``), which one
+in-place update advances; the fused ops and the keyed random numbers take them as device
+scalars (``rdfast.backends.protocol``). A transition's kernels are then the same launches with
+the same arguments at every step, so on CUDA a block of ``GRAPH_BLOCK`` transitions is captured
+once as a CUDA graph and replayed (``TransitionRunner``); the host only wakes between blocks to
+record, start or close a step-size knot, report progress or checkpoint, all without reading
+device memory (a checkpoint copies the state out, and the end of a run reads the results).
+Off CUDA, or with ``cuda_graphs=False``, the same clock and body run eagerly, launch by launch.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+GRAPH_BLOCK = 8  # transitions per captured graph; a shorter remainder replays a one-transition graph
+WARMUP_TRANSITIONS = 2  # eager transitions on a side stream before capture: lazy initialisation
+# (cuBLAS handles and workspaces, autograd streams, Triton compilation) must not happen in a capture
+
+
+class DeviceClock:
+    """Step k (int64), β_k and Δβ_k (float64) as 0-d tensors on ``device``; ``advance`` moves
+    to step k + 1 with device ops only. betas [T + 1] float64 is the annealing path."""
+
+    def __init__(self, betas: torch.Tensor, k: int, device: torch.device):
+        self.betas = betas.to(device=device, dtype=torch.float64)  # [T + 1]
+        self.k = torch.full((), k, dtype=torch.int64, device=device)
+        self.beta = torch.empty((), dtype=torch.float64, device=device)
+        self.dbeta = torch.empty((), dtype=torch.float64, device=device)
+        self._previous_and_current = torch.tensor([-1, 0], dtype=torch.int64, device=device)  # [2]
+
+    def advance(self) -> None:
+        """k ← k + 1;  β ← β_k;  Δβ ← β_k − β_{k−1} (in float64, as the host would compute it)."""
+        self.k.add_(1)
+        pair = self.betas.index_select(0, self.k + self._previous_and_current)  # [2]: β_{k−1}, β_k
+        self.beta.copy_(pair[1])
+        torch.sub(pair[1], pair[0], out=self.dbeta)
+
+
+class TransitionRunner:
+    """Runs transitions ``body(k, beta, dbeta)`` of one batch of items on the clock's device.
+
+    ``cuda_graphs``: None (capture on CUDA devices; if capture fails, warn and run eagerly),
+    True (capture, and fail if that is impossible) or False (always eager). ``captured`` says
+    whether graphs replay the transitions.
+    """
+
+    def __init__(self, body, clock: DeviceClock, cuda_graphs: bool | None):
+        self.body, self.clock = body, clock
+        self.device = clock.k.device
+        on_cuda = self.device.type == "cuda"
+        if cuda_graphs is True and not on_cuda:
+            raise ValueError(f"cuda_graphs: True needs CUDA tensors, but the data is on {self.device}")
+        self.want_graphs = on_cuda and cuda_graphs is not False
+        self.required = cuda_graphs is True
+        self.warmup_left = WARMUP_TRANSITIONS if self.want_graphs else 0
+        self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
+        self.captured = False
+
+    def _one(self) -> None:
+        self.clock.advance()
+        self.body(self.clock.k, self.clock.beta, self.clock.dbeta)
+
+    def run(self, n: int) -> None:
+        """Make n transitions (from the clock's step k to k + n)."""
+        if self.warmup_left and n:
+            done = min(n, self.warmup_left)
+            self._warm_up(done)
+            n -= done
+            if not self.warmup_left:
+                self._capture()
+        if not self.captured:
+            for _ in range(n):
+                self._one()
+            return
+        for _ in range(n // GRAPH_BLOCK):
+            self.graphs[GRAPH_BLOCK].replay()
+        for _ in range(n % GRAPH_BLOCK):
+            self.graphs[1].replay()
+
+    def _warm_up(self, n: int) -> None:
+        """n real transitions on a side stream (the pattern torch.cuda.graphs asks for)."""
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for _ in range(n):
+                self._one()
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        self.warmup_left -= n
+
+    def _capture(self) -> None:
+        """Capture GRAPH_BLOCK transitions and one transition as two graphs sharing a memory
+        pool; nothing runs while capturing, so the state is unchanged whether or not it works."""
+        try:
+            pool = torch.cuda.graph_pool_handle()
+            for size in (GRAPH_BLOCK, 1):
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph, pool=pool):
+                    for _ in range(size):
+                        self._one()
+                self.graphs[size] = graph
+        except RuntimeError as exc:
+            self.graphs.clear()
+            if self.required:
+                raise RuntimeError(f"cuda_graphs: could not capture a transition in a CUDA graph ({exc}); the "
+                                   "decoder must not synchronise with the host (no .item(), .cpu(), printing "
+                                   "of tensors or data-dependent shapes); pass cuda_graphs=None or False") from exc
+            warnings.warn(f"ais: could not capture a transition in a CUDA graph ({exc}); running eagerly "
+                          "(pass cuda_graphs=False to skip the attempt)", RuntimeWarning, stacklevel=4)
+            return
+        self.captured = True
