@@ -303,6 +303,8 @@ class _Run:
                 self.ckpt.maybe_save(parts, offset, s, self.progress_seconds, end - k)
             k = end
         self.graphs_used = self.graphs_used or runner.captured
+        if runner.capture_failed:  # the decoder cannot be captured: later batches run eagerly at once
+            self.cuda_graphs = False
 
         total = max(T, 1)
         out = {name: s[name].cpu() for name in PER_RECORD}

@@ -45,7 +45,8 @@ class TransitionRunner:
 
     ``cuda_graphs``: None (capture on CUDA devices; if capture fails, warn and run eagerly),
     True (capture, and fail if that is impossible) or False (always eager). ``captured`` says
-    whether graphs replay the transitions.
+    whether graphs replay the transitions; ``capture_failed`` that a capture was tried and failed
+    (the driver then runs later batches eagerly without trying again).
     """
 
     def __init__(self, body, clock: DeviceClock, cuda_graphs: bool | None):
@@ -57,8 +58,12 @@ class TransitionRunner:
         self.want_graphs = on_cuda and cuda_graphs is not False
         self.required = cuda_graphs is True
         self.warmup_left = WARMUP_TRANSITIONS if self.want_graphs else 0
+        # warm-up and both captures on one stream of the data's device (not the process-wide
+        # default capture stream, which belongs to whichever device was current first)
+        self.stream = torch.cuda.Stream(self.device) if self.want_graphs else None
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self.captured = False
+        self.capture_failed = False
 
     def _one(self) -> None:
         self.clock.advance()
@@ -76,39 +81,51 @@ class TransitionRunner:
             for _ in range(n):
                 self._one()
             return
-        for _ in range(n // GRAPH_BLOCK):
-            self.graphs[GRAPH_BLOCK].replay()
-        for _ in range(n % GRAPH_BLOCK):
-            self.graphs[1].replay()
+        # the two graphs share a memory pool and replay in any order: safe because replays are
+        # serial on one stream and nothing allocated in a capture outlives its transition (the
+        # body writes its results in place into tensors made before the capture)
+        with torch.cuda.device(self.device):
+            for _ in range(n // GRAPH_BLOCK):
+                self.graphs[GRAPH_BLOCK].replay()
+            for _ in range(n % GRAPH_BLOCK):
+                self.graphs[1].replay()
 
     def _warm_up(self, n: int) -> None:
         """n real transitions on a side stream (the pattern torch.cuda.graphs asks for)."""
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
-            for _ in range(n):
-                self._one()
-        torch.cuda.current_stream(self.device).wait_stream(side)
+        with torch.cuda.device(self.device):
+            self.stream.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(self.stream):
+                for _ in range(n):
+                    self._one()
+            torch.cuda.current_stream(self.device).wait_stream(self.stream)
         self.warmup_left -= n
 
     def _capture(self) -> None:
         """Capture GRAPH_BLOCK transitions and one transition as two graphs sharing a memory
         pool; nothing runs while capturing, so the state is unchanged whether or not it works."""
-        try:
-            pool = torch.cuda.graph_pool_handle()
-            for size in (GRAPH_BLOCK, 1):
-                graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph, pool=pool):
-                    for _ in range(size):
-                        self._one()
-                self.graphs[size] = graph
-        except RuntimeError as exc:
-            self.graphs.clear()
-            if self.required:
-                raise RuntimeError(f"cuda_graphs: could not capture a transition in a CUDA graph ({exc}); the "
-                                   "decoder must not synchronise with the host (no .item(), .cpu(), printing "
-                                   "of tensors or data-dependent shapes); pass cuda_graphs=None or False") from exc
-            warnings.warn(f"ais: could not capture a transition in a CUDA graph ({exc}); running eagerly "
-                          "(pass cuda_graphs=False to skip the attempt)", RuntimeWarning, stacklevel=4)
-            return
+        with torch.cuda.device(self.device):
+            current = torch.cuda.current_stream(self.device)
+            try:
+                pool = torch.cuda.graph_pool_handle()
+                for size in (GRAPH_BLOCK, 1):
+                    graph = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(graph, pool=pool, stream=self.stream):
+                        for _ in range(size):
+                            self._one()
+                    self.graphs[size] = graph
+            except Exception as exc:  # noqa: BLE001 - any failure inside a capture means: run eagerly
+                torch.cuda.set_stream(current)  # a failed capture can leave its stream current
+                self.graphs.clear()
+                self.capture_failed = True
+                self._give_up(exc)
+                return
         self.captured = True
+
+    def _give_up(self, exc: Exception) -> None:
+        """After a failed capture: raise if graphs were required, else warn (once per run)."""
+        if self.required:
+            raise RuntimeError(f"cuda_graphs: could not capture a transition in a CUDA graph ({exc}); the "
+                               "decoder must not synchronise with the host (no .item(), .cpu(), printing "
+                               "of tensors or data-dependent shapes); pass cuda_graphs=None or False") from exc
+        warnings.warn(f"ais: could not capture a transition in a CUDA graph ({exc}); running eagerly "
+                      "(pass cuda_graphs=False to skip the attempt)", RuntimeWarning, stacklevel=5)

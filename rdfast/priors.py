@@ -48,6 +48,16 @@ class GaussianMixture:
             raise ValueError(f"stds: expected positive finite values of shape [{w.numel()}] or {tuple(mu.shape)}")
         self.weights, self.means, self.stds = w / w.sum(), mu, sd.contiguous()
         self.dim = mu.shape[1]
+        self._copies = {}  # (device, dtype) -> (log weights, means, stds, Σ_k log σ): no copy per call
+
+    def _on(self, device, dtype):
+        """The parameters on ``device`` in ``dtype``, copied once (a copy inside a CUDA-graph
+        capture would be a host transfer, which a capture cannot hold)."""
+        key = (device, dtype)
+        if key not in self._copies:
+            mu, sd = self.means.to(device, dtype), self.stds.to(device, dtype)
+            self._copies[key] = (torch.log(self.weights).to(device, dtype), mu, sd, torch.log(sd).sum(-1))
+        return self._copies[key]
 
     def from_noise(self, normal: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
         """Pick component c by inverting the CDF of the weights at ``uniform``; z = μ_c + σ_c ε."""
@@ -58,11 +68,9 @@ class GaussianMixture:
         return (mu + sd * normal.double()).to(normal.dtype)
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        mu = self.means.to(z.device, z.dtype)
-        sd = self.stds.to(z.device, z.dtype)
-        logw = torch.log(self.weights).to(z.device, z.dtype)
+        logw, mu, sd, log_sd = self._on(z.device, z.dtype)
         zs = (z.unsqueeze(1) - mu) / sd  # [rows, C, K]
-        comp = -0.5 * (zs * zs).sum(-1) - torch.log(sd).sum(-1) - 0.5 * self.dim * math.log(2 * math.pi)
+        comp = -0.5 * (zs * zs).sum(-1) - log_sd - 0.5 * self.dim * math.log(2 * math.pi)
         return torch.logsumexp(logw + comp, -1)
 
 

@@ -156,14 +156,21 @@ def test_cuda_graphs_argument_is_checked():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("backend", [n for n, d in RUNNABLE if d == "cuda"] + ["triton"])
-def test_graph_replay_equals_the_eager_loop(backend):
-    """Replayed CUDA graphs make exactly the transitions the eager loop makes."""
+@pytest.mark.parametrize("decoder_kind", ["linear", "mlp", "mlp-mixture-prior"])
+def test_graph_replay_equals_the_eager_loop(backend, decoder_kind):
+    """Replayed CUDA graphs make exactly the transitions the eager loop makes: with the generic
+    autograd evaluator (nn.Linear), the MLP fast path (nn.Sequential) and a custom prior."""
     problem = linear_problem(8, 50, n_items=7, logvar=-1.0, seed=4)
-    problem.decoder.cuda()
+    decoder = problem.decoder if decoder_kind == "linear" else torch.nn.Sequential(
+        problem.decoder, torch.nn.Tanh(), torch.nn.Linear(50, 50).double())
+    decoder.cuda()
+    prior = None
+    if decoder_kind == "mlp-mixture-prior":
+        prior = rdfast.priors.GaussianMixture([0.2, 0.3, 0.5], torch.randn(3, 8), [0.5, 1.0, 2.0])  # CPU parameters
     x = problem.x.cuda()
     schedule = rdfast.schedules.sigmoid(3 * 8 + 5, 50.0)  # warm-up, blocks of 8 and single replays
-    runs = {graphs: rdfast.ais(problem.decoder, x, schedule, logvar=problem.logvar, n_chains=16, leapfrog_steps=4,
-                               record=[0, 9, 29], seed=3, backend=backend, cuda_graphs=graphs)
+    runs = {graphs: rdfast.ais(decoder, x, schedule, logvar=problem.logvar, n_chains=16, leapfrog_steps=4,
+                               prior=prior, record=[0, 9, 29], seed=3, backend=backend, cuda_graphs=graphs)
             for graphs in (False, True)}
     eager, graphed = runs[False], runs[True]
     assert graphed.config["cuda_graphs"] is True and eager.config["cuda_graphs"] is False
