@@ -25,7 +25,7 @@ import torch
 from . import backends, priors, rng
 from .backends.protocol import ADAPT_CODES
 from .checkpoint import Checkpointer, fingerprint
-from .device_loop import DeviceClock, TransitionRunner
+from .device_loop import DeviceClock, TransitionRunner, graphs_wanted, remember_uncapturable
 from .distortions import make_evaluator, resolve
 from .distributed import run_ais
 from .progress import Progress
@@ -82,9 +82,10 @@ def ais(decoder, x, schedule, *, distortion="gaussian_nll", logvar=None, prior=N
         (as True, but ranks other than 0 return None) or False (all items here); every rank passes
         all of x, on its own device; each rank checkpoints to ``<path>.rank{r}of{W}``. See
         ``rdfast.distributed`` and docs/distributed.md.
-    cuda_graphs: None (on CUDA, capture blocks of transitions as CUDA graphs and replay them;
-        if the decoder cannot be captured, warn and run eagerly), True (capture or fail) or
-        False (eager). The result is the same; ``result.config["cuda_graphs"]`` says which ran.
+    cuda_graphs: None (on CUDA with torch >= 2.12, capture blocks of transitions as CUDA graphs
+        and replay them; if the decoder cannot be captured, warn, run eagerly and do not try
+        again with that decoder), True (capture or fail) or False (eager). The result is the
+        same; ``result.config["cuda_graphs"]`` says which ran.
     Returns an ``AISResult`` (the same as one process over all items gives).
     """
     x = check_data(x)
@@ -147,7 +148,7 @@ def anneal(decoder, x, betas, *, initial=None, item_offset=0, label="ais", disto
 
     run = _Run(decoder=decoder, dist=dist, prior=prior, backend=be, betas=betas, M=M, L=L, K=K,
                eps0=eps0, target=float(target_accept), adapt=ADAPT_CODES[adapt], seed=seed, rec=rec, ckpt=ckpt,
-               cuda_graphs=cuda_graphs,
+               cuda_graphs=graphs_wanted(cuda_graphs, x.device, decoder),
                progress=Progress(T * math.ceil(x.shape[0] / chunk), label, bool(progress)))
     ckpt.started = start
     parts = ckpt.completed_parts()
@@ -303,8 +304,9 @@ class _Run:
                 self.ckpt.maybe_save(parts, offset, s, self.progress_seconds, end - k)
             k = end
         self.graphs_used = self.graphs_used or runner.captured
-        if runner.capture_failed:  # the decoder cannot be captured: later batches run eagerly at once
+        if runner.capture_failed:  # the decoder cannot be captured: later batches and runs go eagerly at once
             self.cuda_graphs = False
+            remember_uncapturable(self.decoder)
 
         total = max(T, 1)
         out = {name: s[name].cpu() for name in PER_RECORD}

@@ -13,12 +13,41 @@ Off CUDA, or with ``cuda_graphs=False``, the same clock and body run eagerly, la
 from __future__ import annotations
 
 import warnings
+import weakref
 
 import torch
 
 GRAPH_BLOCK = 8  # transitions per captured graph; a shorter remainder replays a one-transition graph
 WARMUP_TRANSITIONS = 2  # eager transitions on a side stream before capture: lazy initialisation
 # (cuBLAS handles and workspaces, autograd streams, Triton compilation) must not happen in a capture
+# Before torch 2.12 a capture that fails can leave the caching allocator believing a capture is
+# under way (pytorch#180395), which crashes the process later: there, cuda_graphs=None runs
+# eagerly, and only an explicit cuda_graphs=True captures.
+SAFE_TO_TRY_TORCH = (2, 12)
+_UNCAPTURABLE = weakref.WeakSet()  # decoders whose transition could not be captured (no retry:
+# every failed capture keeps its memory pool until the process ends, pytorch#190308)
+
+
+def _torch_version() -> tuple:
+    return tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
+
+
+def graphs_wanted(cuda_graphs: bool | None, device: torch.device, decoder) -> bool | None:
+    """The ``cuda_graphs`` setting a run on ``device`` with ``decoder`` should use: None becomes
+    False off CUDA, on torch older than SAFE_TO_TRY_TORCH, and for a decoder that failed before."""
+    if cuda_graphs is not None:
+        return cuda_graphs
+    if device.type != "cuda" or _torch_version() < SAFE_TO_TRY_TORCH or decoder in _UNCAPTURABLE:
+        return False
+    return None
+
+
+def remember_uncapturable(decoder) -> None:
+    """Record that a transition with ``decoder`` could not be captured."""
+    try:
+        _UNCAPTURABLE.add(decoder)
+    except TypeError:  # not weak-referenceable: tried again next time
+        pass
 
 
 class DeviceClock:
