@@ -36,6 +36,7 @@ from .validation import check_data, check_int, check_memory, check_positive_floa
 
 _DEFAULT_ADAPT = object()
 DIVERGENCE_WARN_FRACTION = 0.01
+SEGMENT_MAX = 64  # transitions between the host's looks at progress and checkpoint time
 PER_RECORD = ("log_z", "distortion", "rate", "ess", "accept_rate")
 
 
@@ -287,9 +288,9 @@ class _Run:
             if frozen_eps is not None and k + 1 == self.bounds[knot]:
                 eps.copy_(frozen_eps[knot])
             # transitions k+1 .. end need nothing from the host: end is the next record, the end
-            # of this step-size knot or a checkpoint due by count, whichever comes first
+            # of this step-size knot, a checkpoint due by count or SEGMENT_MAX on, whichever is first
             end = min(self.bounds[knot + 1] - 1, self.rec_list[bisect.bisect_right(self.rec_list, k)],
-                      k + self.ckpt.transitions_until_due())
+                      k + self.ckpt.transitions_until_due(), k + SEGMENT_MAX)
             runner.run(end - k)
             if end == self.bounds[knot + 1] - 1:
                 count = self.bounds[knot + 1] - self.bounds[knot]

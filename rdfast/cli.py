@@ -83,17 +83,35 @@ def _load_items(args):
     return x[: args.items], shape
 
 
+def _device(spec: str) -> torch.device:
+    """--device: "auto" is cuda:LOCAL_RANK (torchrun's local rank, else 0) where a GPU is, else cpu."""
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+        return torch.device("cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError as exc:
+        raise SystemExit(f"rdfast: --device: expected cpu, cuda, cuda:N or auto, got {spec!r} ({exc})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"rdfast: --device: {spec} asked for, but torch {torch.__version__} sees no CUDA device")
+    if device.type not in ("cpu", "cuda"):
+        raise SystemExit(f"rdfast: --device: expected cpu, cuda, cuda:N or auto, got {spec!r}")
+    return device
+
+
 def cmd_run(args) -> int:
     from .ais import ais
     from .bdmc import bdmc
     from .curve import rd_curve
     from .demo import _curve_json, summary, write_outputs
 
+    device = _device(args.device)
     decoder = load_decoder(args.decoder)
     x, _ = _load_items(args)
-    x = x.to(torch.float64 if args.dtype == "float64" else torch.float32)
+    x = x.to(device=device, dtype=torch.float64 if args.dtype == "float64" else torch.float32)
     if isinstance(decoder, torch.nn.Module):
-        decoder.to(x.dtype)
+        decoder.to(device=device, dtype=x.dtype)
     logvar = args.logvar
     if args.distortion == "gaussian_nll" and logvar is None and hasattr(decoder, "logvar"):
         logvar = decoder.logvar
@@ -101,7 +119,7 @@ def cmd_run(args) -> int:
             "linear": lambda: schedules.linear(args.steps, args.beta_max)}[args.schedule]
     common = dict(distortion=args.distortion, logvar=logvar, n_chains=args.chains, leapfrog_steps=args.leapfrog,
                   backend=args.backend, progress=not args.quiet, batch_size=args.batch_size,
-                  latent_dim=args.latent_dim)
+                  latent_dim=args.latent_dim, cuda_graphs={"auto": None, "on": True, "off": False}[args.cuda_graphs])
     ck = dict(checkpoint=args.checkpoint, resume=args.resume, checkpoint_every=args.checkpoint_every)
     # under torchrun (WORLD_SIZE > 1) the items are sharded over the ranks; rank 0 writes the outputs
     sharded = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -206,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--record", type=_positive_int, default=200, help="points on the curve")
     run.add_argument("--single-round", action="store_true", help="adapt step sizes in the only round")
     run.add_argument("--backend", default="auto")
+    run.add_argument("--device", default="auto",
+                     help="cpu, cuda, cuda:N or auto (default: cuda:LOCAL_RANK where a GPU is, else cpu)")
+    run.add_argument("--cuda-graphs", choices=["auto", "on", "off"], default="auto",
+                     help="replay CUDA graphs of the transitions (auto: where torch >= 2.12 can; see docs/gpu.md)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     run.add_argument("--batch-size", type=_positive_int, default=None, help="items per pass")

@@ -28,6 +28,14 @@ def test_help_lists_every_command(tmp_path):
     assert "--checkpoint" in rdfast("run", "--help", cwd=tmp_path).stdout
 
 
+def test_device_cuda_without_a_gpu_is_refused(tmp_path):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    proc = rdfast("run", "--decoder", "json:dumps", "--data", "digits", "--device", "cuda", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "no CUDA device" in proc.stderr, proc.stderr
+
+
 def test_backends_command(tmp_path):
     out = rdfast("backends", cwd=tmp_path).stdout
     assert "torch" in out and "available" in out
@@ -64,7 +72,8 @@ def test_run_on_a_user_decoder_module(tmp_path):
     np.savez(tmp_path / "data.npz", images=np.random.default_rng(0).random((5, 3, 4)).astype(np.float32))
     rdfast("run", "--decoder", "mymodel:decoder", "--data", tmp_path / "data.npz", "--steps", 20, "--chains", 3,
            "--leapfrog", 2, "--record", 5, "--beta-max", 50, "--bdmc", "1,10", "--bdmc-items", 2, "--bdmc-steps", 5,
-           "--out", tmp_path / "out", "--checkpoint", tmp_path / "ck", cwd=tmp_path)
+           "--out", tmp_path / "out", "--checkpoint", tmp_path / "ck", "--device", "cpu", "--cuda-graphs", "off",
+           cwd=tmp_path)
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert len(results["models"]["model"]["curve"]["beta"]) == 5
     assert (tmp_path / "out" / "result.npz").exists() and (tmp_path / "ck.final").exists()
@@ -84,6 +93,8 @@ def test_run_on_a_user_decoder_module(tmp_path):
     (["run", "--decoder", "x", "--data", "digits"], "package.module:attribute"),
     (["run", "--decoder", "json:dumps", "--data", "digits", "--steps", "0"], "positive"),
     (["plot", "nofile.json"], "no such file"),
+    (["run", "--decoder", "json:dumps", "--data", "digits", "--device", "tpu:7"], "--device"),
+    (["run", "--decoder", "json:dumps", "--data", "digits", "--device", "gpu"], "--device"),
 ])
 def test_bad_input_gives_a_clear_message(tmp_path, args, message):
     proc = rdfast(*args, cwd=tmp_path, check=False)
