@@ -5,7 +5,9 @@ tensors on the arrays' device (what a captured CUDA graph needs), and the keyed 
 must not depend on whether the step is an int or such a tensor. The driver always runs on the
 device clock; runs cut into segments differently (records, checkpoints) agree bit for bit.
 """
+import contextlib
 import math
+import types
 import warnings
 
 import pytest
@@ -251,3 +253,85 @@ def test_gpu_run_matches_the_cpu_reference(backend):
     for field in ("log_z", "distortion", "z", "log_w"):
         torch.testing.assert_close(getattr(on_gpu, field), getattr(on_cpu, field), rtol=1e-8, atol=1e-8, msg=field)
     assert torch.equal(on_gpu.acceptance, on_cpu.acceptance)
+
+
+class FakeCuda:
+    """Stand-ins for the torch.cuda calls of TransitionRunner, so that its schedule (warm-up,
+    capture, replays of the 8-block and the single graph, failure handling) runs on the CPU: a
+    "captured" transition is counted instead of run, and a replay runs the counted transitions."""
+
+    def __init__(self, runner, fail=False):
+        self.capturing, self.fail, self.replays, self.streams_set = None, fail, [], []
+        run_one = runner._one
+        fake = self
+
+        class Graph:
+            def __init__(self):
+                self.size = 0
+
+            def replay(self):
+                fake.replays.append(self.size)
+                for _ in range(self.size):
+                    run_one()
+
+        @contextlib.contextmanager
+        def graph(g, pool=None, stream=None):
+            assert stream is runner.stream and pool == "pool"
+            self.capturing = g
+            try:
+                yield
+            finally:
+                self.capturing = None
+
+        def one():
+            if self.capturing is None:
+                return run_one()
+            if self.fail:
+                raise RuntimeError("operation not permitted when stream is capturing")
+            self.capturing.size += 1
+
+        runner._one = one
+        runner.want_graphs, runner.warmup_left = True, device_loop.WARMUP_TRANSITIONS
+        runner.stream = types.SimpleNamespace(wait_stream=lambda s: None)
+        self.patches = dict(CUDAGraph=Graph, graph=graph, graph_pool_handle=lambda: "pool",
+                            device=lambda device: contextlib.nullcontext(), stream=lambda s: contextlib.nullcontext(),
+                            current_stream=lambda device=None: types.SimpleNamespace(wait_stream=lambda s: None),
+                            set_stream=self.streams_set.append)
+
+
+def fake_runner(monkeypatch, fail=False, required=False):
+    clock = DeviceClock(torch.linspace(0, 1, 200, dtype=torch.float64), 0, torch.device("cpu"))
+    seen = []
+    runner = TransitionRunner(lambda k, beta, dbeta: seen.append(int(k)), clock, False)
+    runner.required = required
+    fake = FakeCuda(runner, fail)
+    for name, value in fake.patches.items():
+        monkeypatch.setattr(torch.cuda, name, value, raising=False)
+    return runner, fake, seen
+
+
+def test_runner_schedule_of_graph_replays(monkeypatch):
+    """Warm-up transitions run eagerly, then 8-blocks and single transitions replay, in order."""
+    runner, fake, seen = fake_runner(monkeypatch)
+    for n in (1, 20, 3, 0, 17):
+        runner.run(n)
+    assert seen == list(range(1, 42)) and runner.captured and not runner.capture_failed
+    assert sorted(runner.graphs) == [1, 8] and runner.graphs[8].size == 8 and runner.graphs[1].size == 1
+    # 1 + 1 eager warm-up; then 19 = 2·8 + 3, then 3 singles, then 17 = 2·8 + 1
+    assert fake.replays == [8, 8, 1, 1, 1, 1, 1, 1, 8, 8, 1]
+
+
+def test_runner_falls_back_when_capture_fails(monkeypatch):
+    runner, fake, seen = fake_runner(monkeypatch, fail=True)
+    with pytest.warns(RuntimeWarning, match="could not capture"):
+        runner.run(10)
+    runner.run(5)
+    assert seen == list(range(1, 16)) and not runner.captured and runner.capture_failed
+    assert fake.replays == [] and len(fake.streams_set) == 1  # the stream current before capture is restored
+
+
+def test_runner_raises_when_graphs_are_required_and_capture_fails(monkeypatch):
+    runner, _, seen = fake_runner(monkeypatch, fail=True, required=True)
+    with pytest.raises(RuntimeError, match="cuda_graphs"):
+        runner.run(10)
+    assert seen == [1, 2]  # the warm-up ran; nothing ran twice or was lost
