@@ -247,7 +247,7 @@ class _Run:
         s = saved if saved is not None else self._fresh_state(x, items, initial, ev)
         z, g, d, logw, eps = s["z"], s["g"], s["d"], s["logw"], s["eps"]
         zp, dp, h0 = torch.empty_like(z), torch.empty_like(d), torch.empty_like(d)  # proposal, H0
-        frozen_eps = None if frozen is None else torch.exp(frozen.log_eps.to(dev)).repeat_interleave(M, 1)  # [S, B]
+        frozen_log_eps = None if frozen is None else frozen.log_eps.to(dev)  # [S, N], on the device once
 
         def transition(k, beta, dbeta):
             """One HMC transition at step k (0-d device tensors k, β_k, Δβ_k): weight, then move."""
@@ -285,8 +285,8 @@ class _Run:
         runner = TransitionRunner(transition, DeviceClock(self.betas, k, dev), self.cuda_graphs)
         while k < T:
             knot = s["knot"]
-            if frozen_eps is not None and k + 1 == self.bounds[knot]:
-                eps.copy_(frozen_eps[knot])
+            if frozen_log_eps is not None and k + 1 == self.bounds[knot]:
+                eps.copy_(torch.exp(frozen_log_eps[knot]).repeat_interleave(M))
             # transitions k+1 .. end need nothing from the host: end is the next record, the end
             # of this step-size knot, a checkpoint due by count or SEGMENT_MAX on, whichever is first
             end = min(self.bounds[knot + 1] - 1, self.rec_list[bisect.bisect_right(self.rec_list, k)],

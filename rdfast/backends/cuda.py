@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from ..cpu_kernels import step_arg
 from .cpu import NativeOps, _C, unavailable_reason as _extension_reason
 
 name = "cuda"
@@ -36,8 +37,6 @@ class CudaOps(NativeOps):
 def philox_words(seed: int, items: torch.Tensor, n_chains: int, n_blocks: int, step, stream: int) -> torch.Tensor:
     """rdfast.rng's Philox-4x32-10 words [4, N, M, n_blocks] (int64) on the device of ``items``,
     enqueued on torch's current stream; ``step`` an int or a 0-d int64 tensor on that device."""
-    from ..cpu_kernels import step_arg
-
     items = items.to(torch.int64).contiguous()
     words = torch.empty(4, items.numel(), n_chains, n_blocks, dtype=torch.int64, device=items.device)
     with torch.cuda.device(items.device):
