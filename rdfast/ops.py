@@ -135,10 +135,15 @@ def _tensor(op, name, a, out):
 
 
 def _scalar(op, name, value, kind):
-    """A number as ``kind`` (float or int), or a 0-d array as a zero-copy tensor (read at launch)."""
+    """A number as ``kind`` (float or int), or a 0-d float64 (int64 for int) array as a zero-copy
+    tensor, read at launch."""
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return kind(value)
-    return _tensor(op, name, value, out=False)
+    t = _tensor(op, name, value, out=False)
+    dtype = torch.float64 if kind is float else torch.int64
+    if t.dim() != 0 or t.dtype != dtype:
+        raise TypeError(f"{op}: {name} must be a number or a 0-d {dtype} array, got {t.dtype} of shape {list(t.shape)}")
+    return t
 
 
 def _from_numpy(op, name, a, out):

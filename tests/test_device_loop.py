@@ -113,6 +113,13 @@ def test_random_numbers_keyed_by_a_step_tensor(device, monkeypatch):
                 assert torch.equal(g, w)
 
 
+def test_a_step_tensor_is_checked():
+    items = torch.arange(3)
+    for bad in (torch.tensor(7.0), torch.tensor([7]), torch.tensor(7, dtype=torch.int32)):
+        with pytest.raises(TypeError, match="step"):
+            rdfast.cpu_kernels.philox_words(1, items, 2, 1, bad, 0)
+
+
 def test_clock_gives_the_host_values():
     betas = rdfast.schedules.sigmoid(50, 3000.0)
     clock = DeviceClock(betas, 0, torch.device("cpu"))

@@ -40,7 +40,8 @@ def philox_words(seed: int, items: torch.Tensor, n_chains: int, n_blocks: int, s
     items = items.to(torch.int64).contiguous()
     words = torch.empty(4, items.numel(), n_chains, n_blocks, dtype=torch.int64, device=items.device)
     with torch.cuda.device(items.device):
-        _C.cuda.philox_words(seed, items.data_ptr(), items.numel(), n_chains, n_blocks, *step_arg(step), stream,
+        _C.cuda.philox_words(seed, items.data_ptr(), items.numel(), n_chains, n_blocks, *step_arg(step, items.device),
+                             stream,
                              words.data_ptr(), torch.cuda.current_stream(items.device).cuda_stream)
     return words
 

@@ -11,6 +11,7 @@ host, so the calls can be captured in a CUDA graph).
 from __future__ import annotations
 
 import math
+import numbers
 import os
 
 import torch
@@ -116,7 +117,7 @@ def _scalar(name: str, value, dtype: torch.dtype, like: torch.Tensor) -> tuple:
             raise TypeError(f"{name}: expected a number or a 0-d {dtype} tensor on {like.device}, got a "
                             f"{value.dtype} tensor of shape {tuple(value.shape)} on {value.device}")
         return (0.0 if dtype.is_floating_point else 0), value, True
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a number or a 0-d {dtype} tensor, got {type(value).__name__}")
     return (float(value) if dtype.is_floating_point else int(value)), like, False
 
