@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 import rdfast
-from configs import LEAPFROG_STEPS, LOGVAR
+from configs import LOGVAR
 from published import PublishedAIS
 
 PROVIDERS = ("rdfast-cpu", "rdfast-torch", "published", "floor-autograd", "floor-mm")
@@ -23,47 +23,50 @@ PROVIDERS = ("rdfast-cpu", "rdfast-torch", "published", "floor-autograd", "floor
 
 def available(provider: str) -> bool:
     if provider.startswith("rdfast-"):
-        return rdfast.backends.available()[provider.removeprefix("rdfast-")]["available"]
+        return rdfast.backends.available()[provider.split("-")[1]]["available"]
     return True
 
 
-def _rdfast(cfg, backend):
-    decoder, x = cfg.decoder(), cfg.data()
+def _rdfast(cfg, backend, device, cuda_graphs):
+    decoder, x = cfg.decoder(device), cfg.data(device)
     schedule = rdfast.schedules.sigmoid(cfg.block, beta_max=1.0)
 
     def run():
-        rdfast.ais(decoder, x, schedule, distortion="gaussian_nll", logvar=LOGVAR, n_chains=cfg.n_chains,
-                   leapfrog_steps=LEAPFROG_STEPS, record=1, seed=0, backend=backend)
+        result = rdfast.ais(decoder, x, schedule, distortion="gaussian_nll", logvar=LOGVAR, n_chains=cfg.n_chains,
+                            leapfrog_steps=cfg.leapfrog_steps, record=1, seed=0, backend=backend,
+                            cuda_graphs=cuda_graphs)
+        assert result.config["cuda_graphs"] is bool(cuda_graphs)
     return run
 
 
-def _published(cfg):
-    ais = PublishedAIS(cfg.decoder(), cfg.data(), cfg.n_chains, LOGVAR, LEAPFROG_STEPS)
+def _published(cfg, device):
+    ais = PublishedAIS(cfg.decoder(device), cfg.data(device), cfg.n_chains, LOGVAR, cfg.leapfrog_steps)
     betas = torch.linspace(0.0, 1.0, cfg.block + 1).tolist()
     return lambda: ais.run(betas)
 
 
-def _floor_autograd(cfg):
-    decoder = cfg.decoder()
-    z = torch.randn(cfg.rows, cfg.sizes[0], dtype=decoder[0].weight.dtype)  # [B, K]
-    grad_out = torch.randn(cfg.rows, cfg.sizes[-1], dtype=z.dtype)  # [B, P]
+def _floor_autograd(cfg, device):
+    decoder = cfg.decoder(device)
+    z = torch.randn(cfg.rows, cfg.sizes[0], dtype=decoder[0].weight.dtype, device=device)  # [B, K]
+    grad_out = torch.randn(cfg.rows, cfg.sizes[-1], dtype=z.dtype, device=device)  # [B, P]
 
     def run():
-        for _ in range(cfg.block * LEAPFROG_STEPS):
+        for _ in range(cfg.block * cfg.leapfrog_steps):
             zr = z.detach().requires_grad_()
             torch.autograd.grad(decoder(zr), zr, grad_out)
     return run
 
 
-def _floor_mm(cfg):
-    decoder = cfg.decoder()
+def _floor_mm(cfg, device):
+    decoder = cfg.decoder(device)
     weights = [m.weight.detach() for m in decoder if isinstance(m, torch.nn.Linear)]  # [out, in]
-    acts = [torch.randn(cfg.rows, w, dtype=weights[0].dtype) for w in cfg.sizes]  # [B, width] per layer
+    like = dict(dtype=weights[0].dtype, device=device)
+    acts = [torch.randn(cfg.rows, w, **like) for w in cfg.sizes]  # [B, width] per layer
     deltas = [torch.empty_like(a) for a in acts]
-    grad_t = torch.empty(cfg.sizes[0], cfg.rows, dtype=weights[0].dtype)  # [K, B]
+    grad_t = torch.empty(cfg.sizes[0], cfg.rows, **like)  # [K, B]
 
     def run():
-        for _ in range(cfg.block * LEAPFROG_STEPS):
+        for _ in range(cfg.block * cfg.leapfrog_steps):
             for l, W in enumerate(weights):
                 torch.mm(acts[l], W.t(), out=acts[l + 1])
             for l in range(len(weights), 1, -1):
@@ -72,8 +75,19 @@ def _floor_mm(cfg):
     return run
 
 
-def make(cfg, provider: str):
-    """A callable running ``cfg.block`` transitions of ``provider``."""
+def make(cfg, provider: str, device: str = "cpu"):
+    """A callable running ``cfg.block`` transitions of ``provider`` on ``device`` (on a GPU it
+    waits for the device to finish). ``rdfast-<backend>`` replays CUDA graphs on a GPU,
+    ``rdfast-<backend>-eager`` does not."""
     if provider.startswith("rdfast-"):
-        return _rdfast(cfg, provider.removeprefix("rdfast-"))
-    return {"published": _published, "floor-autograd": _floor_autograd, "floor-mm": _floor_mm}[provider](cfg)
+        backend = provider.split("-")[1]
+        run = _rdfast(cfg, backend, device, device == "cuda" and not provider.endswith("-eager"))
+    else:
+        run = {"published": _published, "floor-autograd": _floor_autograd, "floor-mm": _floor_mm}[provider](cfg, device)
+    if device != "cuda":
+        return run
+
+    def run_and_wait():
+        run()
+        torch.cuda.synchronize()
+    return run_and_wait

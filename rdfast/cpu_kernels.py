@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from .backends.cpu import DTYPE_CODES as _DTYPES
+from .backends.cpu import DTYPE_CODES as _DTYPES, scalar_arg
 from .backends.protocol import KINDS
 
 try:
@@ -42,19 +42,9 @@ def mlp_output(kind: str, code: int, a, bias, x, logvar, d, n_chains: int) -> No
                       0 if logvar is None else logvar.data_ptr(), d.data_ptr(), x.shape[0], n_chains, x.shape[1])
 
 
-def step_arg(step, device: torch.device) -> tuple:
-    """(value, address) of a step: an int by value, a 0-d int64 tensor on ``device`` by address."""
-    if not isinstance(step, torch.Tensor):
-        return int(step), 0
-    if step.dim() != 0 or step.dtype != torch.int64 or step.device != device:
-        raise TypeError(f"step: expected an int or a 0-d int64 tensor on {device}, got a {step.dtype} tensor "
-                        f"of shape {list(step.shape)} on {step.device}")
-    return 0, step.data_ptr()
-
-
 def philox_words(seed: int, items: torch.Tensor, n_chains: int, n_blocks: int, step, stream: int) -> torch.Tensor:
     items = items.to(torch.int64).contiguous()
     words = torch.empty(4, items.numel(), n_chains, n_blocks, dtype=torch.int64)
-    _C.cpu.philox_words(seed, items.data_ptr(), items.numel(), n_chains, n_blocks, *step_arg(step, items.device),
-                        stream, words.data_ptr())
+    _C.cpu.philox_words(seed, items.data_ptr(), items.numel(), n_chains, n_blocks,
+                        *scalar_arg("philox_words", "step", step, torch.int64, items.device), stream, words.data_ptr())
     return words

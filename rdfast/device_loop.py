@@ -59,14 +59,17 @@ class DeviceClock:
         self.k = torch.full((), k, dtype=torch.int64, device=device)
         self.beta = torch.empty((), dtype=torch.float64, device=device)
         self.dbeta = torch.empty((), dtype=torch.float64, device=device)
-        self._previous_and_current = torch.tensor([-1, 0], dtype=torch.int64, device=device)  # [2]
+        self._offsets = torch.tensor([-1, 0], dtype=torch.int64, device=device)  # [2]
+        self._at = torch.empty(2, dtype=torch.int64, device=device)  # [2]: k − 1, k
+        self._pair = torch.empty(2, dtype=torch.float64, device=device)  # [2]: β_{k−1}, β_k
 
     def advance(self) -> None:
         """k ← k + 1;  β ← β_k;  Δβ ← β_k − β_{k−1} (in float64, as the host would compute it)."""
         self.k.add_(1)
-        pair = self.betas.index_select(0, self.k + self._previous_and_current)  # [2]: β_{k−1}, β_k
-        self.beta.copy_(pair[1])
-        torch.sub(pair[1], pair[0], out=self.dbeta)
+        torch.add(self._offsets, self.k, out=self._at)
+        torch.index_select(self.betas, 0, self._at, out=self._pair)
+        self.beta.copy_(self._pair[1])
+        torch.sub(self._pair[1], self._pair[0], out=self.dbeta)
 
 
 class TransitionRunner:
@@ -84,12 +87,12 @@ class TransitionRunner:
         on_cuda = self.device.type == "cuda"
         if cuda_graphs is True and not on_cuda:
             raise ValueError(f"cuda_graphs: True needs CUDA tensors, but the data is on {self.device}")
-        self.want_graphs = on_cuda and cuda_graphs is not False
+        want_graphs = on_cuda and cuda_graphs is not False
         self.required = cuda_graphs is True
-        self.warmup_left = WARMUP_TRANSITIONS if self.want_graphs else 0
+        self.warmup_left = WARMUP_TRANSITIONS if want_graphs else 0
         # warm-up and both captures on one stream of the data's device (not the process-wide
         # default capture stream, which belongs to whichever device was current first)
-        self.stream = torch.cuda.Stream(self.device) if self.want_graphs else None
+        self.stream = torch.cuda.Stream(self.device) if want_graphs else None
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self.captured = False
         self.capture_failed = False

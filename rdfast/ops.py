@@ -140,9 +140,7 @@ def _scalar(op, name, value, kind):
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return kind(value)
     t = _tensor(op, name, value, out=False)
-    dtype = torch.float64 if kind is float else torch.int64
-    if t.dim() != 0 or t.dtype != dtype:
-        raise TypeError(f"{op}: {name} must be a number or a 0-d {dtype} array, got {t.dtype} of shape {list(t.shape)}")
+    _cpu.scalar_arg(op, name, t, torch.float64 if kind is float else torch.int64, t.device)  # 0-d, of that dtype
     return t
 
 

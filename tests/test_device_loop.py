@@ -298,7 +298,7 @@ class FakeCuda:
             self.capturing.size += 1
 
         runner._one = one
-        runner.want_graphs, runner.warmup_left = True, device_loop.WARMUP_TRANSITIONS
+        runner.warmup_left = device_loop.WARMUP_TRANSITIONS  # as on CUDA
         runner.stream = types.SimpleNamespace(wait_stream=lambda s: None)
         self.patches = dict(CUDAGraph=Graph, graph=graph, graph_pool_handle=lambda: "pool",
                             device=lambda device: contextlib.nullcontext(), stream=lambda s: contextlib.nullcontext(),

@@ -246,13 +246,14 @@ class NativeOps:
         dtype, sizes, device = self._check("metropolis", dict(
             z0=z0, g0=g0, d0=d0, z=z, g=g, d=d, p=p, h0=h0, u=u, eps=eps, accept_stat=accept_stat,
             n_accept=n_accept, n_diverge=n_diverge, prior_energy=prior_energy))
+        beta_arg = scalar_arg("metropolis", "beta", beta, torch.float64, device)
         t_arg = scalar_arg("metropolis", "t", t, torch.int64, device)
         if not t_arg[1] and t_arg[0] < 1:  # a t in memory is the caller's to keep >= 1
             raise ValueError(f"metropolis: t counts transitions including this one and must be >= 1, got {t!r}")
         self._launch("metropolis", device, DTYPE_CODES[dtype], _ptr(z0), _ptr(g0), _ptr(d0), _ptr(z), _ptr(g),
-                     _ptr(d), _ptr(p), _ptr(h0), _ptr(u), *scalar_arg("metropolis", "beta", beta, torch.float64, device),
-                     _ptr(eps), _ptr(accept_stat), _ptr(n_accept), _ptr(n_diverge), _adapt_code(adapt),
-                     float(target), *t_arg, _ptr(prior_energy), sizes["B"], sizes["K"])
+                     _ptr(d), _ptr(p), _ptr(h0), _ptr(u), *beta_arg, _ptr(eps), _ptr(accept_stat), _ptr(n_accept),
+                     _ptr(n_diverge), _adapt_code(adapt), float(target), *t_arg, _ptr(prior_energy),
+                     sizes["B"], sizes["K"])
 
     def record(self, logw, d, n_chains, log_z, dist, ess):
         """Per item log Ẑ, D̂, ESS [N] from log w and d [B]."""

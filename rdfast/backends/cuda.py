@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ..cpu_kernels import step_arg
-from .cpu import NativeOps, _C, unavailable_reason as _extension_reason
+from .cpu import NativeOps, _C, scalar_arg, unavailable_reason as _extension_reason
 
 name = "cuda"
 
@@ -40,8 +39,8 @@ def philox_words(seed: int, items: torch.Tensor, n_chains: int, n_blocks: int, s
     items = items.to(torch.int64).contiguous()
     words = torch.empty(4, items.numel(), n_chains, n_blocks, dtype=torch.int64, device=items.device)
     with torch.cuda.device(items.device):
-        _C.cuda.philox_words(seed, items.data_ptr(), items.numel(), n_chains, n_blocks, *step_arg(step, items.device),
-                             stream,
+        _C.cuda.philox_words(seed, items.data_ptr(), items.numel(), n_chains, n_blocks,
+                             *scalar_arg("philox_words", "step", step, torch.int64, items.device), stream,
                              words.data_ptr(), torch.cuda.current_stream(items.device).cuda_stream)
     return words
 

@@ -11,11 +11,11 @@ host, so the calls can be captured in a CUDA graph).
 from __future__ import annotations
 
 import math
-import numbers
 import os
 
 import torch
 
+from .cpu import scalar_arg
 from .protocol import (
     ADAPT_CUMULATIVE,
     ADAPT_EMA,
@@ -108,18 +108,12 @@ def _check_states(**tensors) -> tuple[int, int]:
     return z.shape
 
 
-def _scalar(name: str, value, dtype: torch.dtype, like: torch.Tensor) -> tuple:
-    """(value, pointer, in memory?) kernel arguments of scalar ``name``: a number by value, or a
-    0-d ``dtype`` tensor on the device of ``like`` read by the kernel (``like`` is then a
-    placeholder pointer of the same dtype)."""
-    if isinstance(value, torch.Tensor):
-        if value.dim() != 0 or value.dtype != dtype or value.device != like.device:
-            raise TypeError(f"{name}: expected a number or a 0-d {dtype} tensor on {like.device}, got a "
-                            f"{value.dtype} tensor of shape {tuple(value.shape)} on {value.device}")
-        return (0.0 if dtype.is_floating_point else 0), value, True
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a number or a 0-d {dtype} tensor, got {type(value).__name__}")
-    return (float(value) if dtype.is_floating_point else int(value)), like, False
+def _scalar(op: str, name: str, value, dtype: torch.dtype, like: torch.Tensor) -> tuple:
+    """(value, pointer, in memory?) kernel arguments of scalar ``name`` (checked as the compiled
+    backends check it): a number by value, or a 0-d ``dtype`` tensor on the device of ``like``
+    read by the kernel (``like`` is then a placeholder pointer of the same dtype)."""
+    by_value, address = scalar_arg(op, name, value, dtype, like.device)
+    return (by_value, value, True) if address else (by_value, like, False)
 
 
 def distortion(kind, x, xhat, logvar, d, grad_xhat, grad_logvar, n_chains):
@@ -165,8 +159,8 @@ def leapfrog_begin(z0, g0, d0, p, z, logw, h0, beta, dbeta, eps, prior_energy=No
     B, K = _check_states(z0=z0, g0=g0, p=p, z=z, prior_grad=prior_grad)
     _check(torch.float64, B, d0=d0, logw=logw, h0=h0, eps=eps, prior_energy=prior_energy)
     block_rows, block_cols = _blocks(B, K)
-    beta, beta_at, beta_in_memory = _scalar("beta", beta, torch.float64, eps)
-    dbeta, dbeta_at, dbeta_in_memory = _scalar("dbeta", dbeta, torch.float64, eps)
+    beta, beta_at, beta_in_memory = _scalar("leapfrog_begin", "beta", beta, torch.float64, eps)
+    dbeta, dbeta_at, dbeta_in_memory = _scalar("leapfrog_begin", "dbeta", dbeta, torch.float64, eps)
     _leapfrog.leapfrog_begin_kernel[(triton.cdiv(B, block_rows),)](
         z0, g0, d0, p, z, logw, h0, eps,
         d0 if prior_energy is None else prior_energy, z0 if prior_grad is None else prior_grad,
@@ -191,7 +185,8 @@ def _kick(last, z, g, p, beta, eps, prior_grad):
     B, K = _check_states(z=z, g=g, p=p, prior_grad=prior_grad)
     _check(torch.float64, B, eps=eps)
     block_rows, block_cols = _blocks(B, K)
-    beta, beta_at, beta_in_memory = _scalar("beta", beta, torch.float64, eps)
+    op = "leapfrog_end" if last else "leapfrog_step"
+    beta, beta_at, beta_in_memory = _scalar(op, "beta", beta, torch.float64, eps)
     _leapfrog.leapfrog_kick_kernel[(triton.cdiv(B, block_rows),)](
         z, g, p, eps, z if prior_grad is None else prior_grad, beta_at, B, K, beta, LAST=last,
         HAS_PRIOR_GRAD=prior_grad is not None, BETA_AT=beta_in_memory, BLOCK_ROWS=block_rows,
@@ -209,8 +204,8 @@ def metropolis(z0, g0, d0, z, g, d, p, h0, u, beta, eps, accept_stat, n_accept, 
     if adapt not in (ADAPT_NONE, ADAPT_EMA, ADAPT_CUMULATIVE):
         raise ValueError(f"adapt: expected a code of rdfast.backends.protocol, got {adapt!r}")
     block_rows, block_cols = _blocks(B, K)
-    beta, beta_at, beta_in_memory = _scalar("beta", beta, torch.float64, eps)
-    t, t_at, t_in_memory = _scalar("t", t, torch.int64, n_accept)
+    beta, beta_at, beta_in_memory = _scalar("metropolis", "beta", beta, torch.float64, eps)
+    t, t_at, t_in_memory = _scalar("metropolis", "t", t, torch.int64, n_accept)
     if not t_in_memory and t < 1:  # a t in memory is the caller's to keep >= 1
         raise ValueError(f"t: counts transitions including this one and must be >= 1, got {t}")
     _metropolis.metropolis_kernel[(triton.cdiv(B, block_rows),)](
