@@ -8,7 +8,7 @@ Providers:
     floor-mm                   per transition L × the decoder's matrix products alone (forward
                                h W_lᵀ and backward δ W_l for every layer), torch.mm into
                                preallocated outputs; the input-gradient product δ_1 W_1 as
-                               (W_1ᵀ δ_1ᵀ), its faster orientation for a narrow latent (as rdfast.mlp)
+                               (W_1ᵀ δ_1ᵀ), its faster orientation for a narrow latent (as rdfast.fastpath.mlp)
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """``python -m rdfast`` is the ``rdfast`` command."""
 import sys
 
-from .cli import main
+from .apps.cli import main
 
 sys.exit(main())

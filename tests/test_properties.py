@@ -6,8 +6,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rdfast import backends, schedules
-from rdfast.ais import record_steps
+from rdfast import backends
+from rdfast.sampling import schedules
+from rdfast.sampling.annealing import record_steps
 from rdfast.backends.protocol import ADAPT_CUMULATIVE, ADAPT_EMA, ADAPT_NONE, EPS_MAX, EPS_MIN
 
 CPU_BACKENDS = [name for name, info in backends.available().items() if info["available"] and "cpu" in info["devices"]

@@ -13,9 +13,9 @@ import torch
 # name -> (module, device types it runs on), in order of preference for "auto"
 _BACKENDS = {
     "cuda": ("rdfast.backends.cuda", ("cuda",)),
-    "triton": ("rdfast.backends.triton_backend", ("cuda",)),
+    "triton": ("rdfast.backends.triton", ("cuda",)),
     "cpu": ("rdfast.backends.cpu", ("cpu",)),
-    "torch": ("rdfast.backends.torch_backend", ("cpu", "cuda")),
+    "torch": ("rdfast.backends.reference", ("cpu", "cuda")),
 }
 
 

@@ -1,6 +1,6 @@
 """C++ backend: the fused ops of ``rdfast.backends.protocol`` on CPU tensors (``rdfast._C``, OpenMP).
 
-Same functions, signatures and results as ``rdfast.backends.torch_backend``. This module also
+Same functions, signatures and results as ``rdfast.backends.reference``. This module also
 holds what the CUDA backend shares with it: ``check_args`` (the shapes and dtypes of every
 op's arrays, with errors that name the argument) and ``NativeOps`` (checks, then calls a
 launcher set of the extension with raw pointers).
@@ -205,7 +205,7 @@ class NativeOps:
         getattr(self.launchers, op)(*args)
 
     def distortion(self, kind, x, xhat, logvar, d, grad_xhat, grad_logvar, n_chains):
-        """d [B] and ∂d/∂x̂ [B, P] (and ∂d/∂v for logvar [B, P]); see torch_backend.distortion."""
+        """d [B] and ∂d/∂x̂ [B, P] (and ∂d/∂v for logvar [B, P]); see reference.distortion."""
         if kind not in KINDS:
             raise ValueError(f"distortion: kind must be one of {KINDS}, got {kind!r}")
         dtype, sizes, device = self._check("distortion", dict(

@@ -1,6 +1,6 @@
 """CUDA backend: the fused ops of ``rdfast.backends.protocol`` on CUDA tensors (``rdfast._C``).
 
-Same functions, signatures and results as ``rdfast.backends.torch_backend``; kernels are
+Same functions, signatures and results as ``rdfast.backends.reference``; kernels are
 enqueued on torch's current stream of the tensors' device, so nothing synchronises.
 """
 from __future__ import annotations

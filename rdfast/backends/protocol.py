@@ -26,7 +26,7 @@ gradients; per-row scalars are float64; counters are int64. Random numbers are i
 Potential ``U(z) = E(z) + β d(z)`` with prior energy ``E = ½‖z‖²`` and ``∇E = z`` fused for
 the standard normal; other priors pass ``prior_energy`` [B] (−log p) and ``prior_grad``
 [B, K] (−∇log p). ``∇U = ∇E + β g`` where ``g = ∇_z d`` is cached per row.
-``rdfast.backends.torch_backend`` is the normative reference of each op.
+``rdfast.backends.reference`` is the normative reference of each op.
 
 Scalars: ``beta`` and ``dbeta`` are Python floats or 0-d float64 tensors on the arrays'
 device, ``t`` an int or a 0-d int64 tensor there. A tensor is read by the kernel when it runs,

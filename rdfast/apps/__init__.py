@@ -1,0 +1,2 @@
+"""Applications on top of the estimators: the command line, the demo, its models, trainers,
+data loaders and figures."""

@@ -1,0 +1,260 @@
+"""Command line: ``rdfast demo``, ``rdfast run``, ``rdfast plot``, ``rdfast backends``."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from ..sampling import schedules
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text):
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _betas(text):
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or any(not v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive betas, got {text!r}")
+    return values
+
+
+def load_decoder(spec: str):
+    """A decoder from ``package.module:attribute`` (an nn.Module, a class built with no arguments,
+    or a callable z -> x̂) or from a TorchScript file (``.pt``/``.pth``)."""
+    path = Path(spec)
+    if path.suffix in (".pt", ".pth") or path.is_file():
+        if not path.is_file():
+            raise SystemExit(f"rdfast: --decoder: no such file: {spec}")
+        try:
+            return torch.jit.load(str(path), map_location="cpu").eval()
+        except Exception as exc:  # torch raises several types for non-TorchScript files
+            raise SystemExit(f"rdfast: --decoder: {spec} is not a TorchScript file ({exc})") from None
+    if ":" not in spec:
+        raise SystemExit(f"rdfast: --decoder: expected package.module:attribute or a TorchScript file, got {spec!r}")
+    module_name, attr = spec.split(":", 1)
+    sys.path.insert(0, os.getcwd())
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SystemExit(f"rdfast: --decoder: cannot import {module_name!r}: {exc}") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise SystemExit(f"rdfast: --decoder: {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if isinstance(obj, type):
+        obj = obj()
+    if not callable(obj):
+        raise SystemExit(f"rdfast: --decoder: {spec} is not callable")
+    if isinstance(obj, torch.nn.Module):
+        obj.eval().requires_grad_(False)
+    return obj
+
+
+def _load_items(args):
+    from .data import load_digits, load_idx, load_npz
+
+    if args.data == "digits":
+        d = load_digits()
+        x, shape = d.test, d.image_shape
+    else:
+        try:
+            x, shape = load_npz(args.data, args.key) if args.data.endswith(".npz") else load_idx(args.data)
+        except (FileNotFoundError, ValueError) as exc:
+            raise SystemExit(f"rdfast: --data: {exc}") from None
+    return x[: args.items], shape
+
+
+def _device(spec: str) -> torch.device:
+    """--device: "auto" is cuda:LOCAL_RANK (torchrun's local rank, else 0) where a GPU is, else cpu."""
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+        return torch.device("cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError as exc:
+        raise SystemExit(f"rdfast: --device: expected cpu, cuda, cuda:N or auto, got {spec!r} ({exc})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"rdfast: --device: {spec} asked for, but torch {torch.__version__} sees no CUDA device")
+    if device.type not in ("cpu", "cuda"):
+        raise SystemExit(f"rdfast: --device: expected cpu, cuda, cuda:N or auto, got {spec!r}")
+    return device
+
+
+def cmd_run(args) -> int:
+    from ..sampling.annealing import ais
+    from ..sampling.bdmc import bdmc
+    from ..sampling.curve import rd_curve
+    from .demo import _curve_json, summary, write_outputs
+
+    device = _device(args.device)
+    decoder = load_decoder(args.decoder)
+    x, _ = _load_items(args)
+    x = x.to(device=device, dtype=torch.float64 if args.dtype == "float64" else torch.float32)
+    if isinstance(decoder, torch.nn.Module):
+        decoder.to(device=device, dtype=x.dtype)
+    logvar = args.logvar
+    if args.distortion == "gaussian_nll" and logvar is None and hasattr(decoder, "logvar"):
+        logvar = decoder.logvar
+    make = {"sigmoid": lambda: schedules.sigmoid(args.steps, args.beta_max, args.radius),
+            "linear": lambda: schedules.linear(args.steps, args.beta_max)}[args.schedule]
+    common = dict(distortion=args.distortion, logvar=logvar, n_chains=args.chains, leapfrog_steps=args.leapfrog,
+                  backend=args.backend, progress=not args.quiet, batch_size=args.batch_size,
+                  latent_dim=args.latent_dim, cuda_graphs={"auto": None, "on": True, "off": False}[args.cuda_graphs])
+    ck = dict(checkpoint=args.checkpoint, resume=args.resume, checkpoint_every=args.checkpoint_every)
+    # under torchrun (WORLD_SIZE > 1) the items are sharded over the ranks; rank 0 writes the outputs
+    sharded = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    common["distributed"] = "rank0" if sharded else False
+    out = Path(args.out)
+    try:
+        if args.single_round:
+            res = ais(decoder, x, make(), seed=args.seed, record=args.record, **ck, **common)
+        else:
+            res = rd_curve(decoder, x, args.beta_max, args.steps, schedule=make(), seed=args.seed, record=args.record,
+                           **ck, **common)
+        bd = None
+        if args.bdmc:
+            bd = bdmc(decoder, args.bdmc, args.bdmc_items, steps=args.bdmc_steps, seed=args.seed,
+                      dtype=x.dtype, **common)
+    except (ValueError, TypeError) as exc:
+        raise SystemExit(f"rdfast: {exc}") from None
+    if res is None:  # a rank other than 0
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    entry = {"curve": _curve_json(res)}
+    if bd is not None:
+        entry["bdmc"] = {"beta": bd.beta.tolist(), "lower": bd.lower_mean.tolist(),
+                         "upper": bd.upper_mean.tolist(), "gap": bd.gap.tolist()}
+        bd.save(out / "bdmc.npz")
+    res.save(out / "result.npz")
+    results = {"data": args.data, "distortion": args.distortion, "models": {args.name: entry}}
+    write_outputs(results, out)
+    print(res.summary())
+    print(summary(results))
+    print(f"wrote {out}/result.npz, results.json, rd_curves.png, bdmc.png")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import Settings, run_demo
+
+    settings = Settings.quick() if args.quick else Settings()
+    run_demo(args.out, settings, backend=args.backend, seed=args.seed, cache=args.cache)
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from .demo import write_outputs
+
+    path = Path(args.results)
+    try:
+        results = json.loads(path.read_text())
+        models = results["models"]
+        if not isinstance(models, dict) or not all("curve" in m for m in models.values()):
+            raise KeyError("curve")
+    except FileNotFoundError:
+        raise SystemExit(f"rdfast: plot: no such file: {path}") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise SystemExit(f"rdfast: plot: {path} is not an rdfast results.json ({exc})") from None
+    out = Path(args.out) if args.out else path.parent
+    out.mkdir(parents=True, exist_ok=True)
+    write_outputs(results, out)
+    print(f"wrote {out / 'rd_curves.png'} and {out / 'bdmc.png'}")
+    return 0
+
+
+def cmd_backends(args) -> int:
+    from .. import backends
+
+    for name, info in backends.available().items():
+        state = "available" if info["available"] else f"unavailable: {info['reason']}"
+        print(f"{name:7} on {'/'.join(info['devices']):9} {state}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rdfast", description="Rate-distortion curves, log-likelihoods and BDMC "
+                                     "bounds of deep generative models by annealed importance sampling.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="train small VAE/GAN/AAE models on built-in digits and evaluate them")
+    demo.add_argument("--out", default="rdfast_out", help="output folder (default: rdfast_out)")
+    demo.add_argument("--quick", action="store_true", help="tiny settings (seconds), for CI and smoke tests")
+    demo.add_argument("--backend", default="auto", help="auto, torch, cpu, cuda or triton (default: auto)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--cache", default=None, help="folder of trained models (default: OUT/models)")
+    demo.set_defaults(func=cmd_demo)
+
+    run = sub.add_parser("run", help="RD curve (and optional BDMC) of your decoder on your data")
+    run.add_argument("--decoder", required=True, help="package.module:attribute or a TorchScript file")
+    run.add_argument("--data", required=True, help="'digits', a .npz file or an MNIST-format IDX file")
+    run.add_argument("--key", default=None, help="array name inside the .npz file")
+    run.add_argument("--items", type=_positive_int, default=50, help="use the first N items (default 50)")
+    run.add_argument("--name", default="model", help="name of the model in results.json")
+    run.add_argument("--distortion", default="squared_error",
+                     choices=["squared_error", "gaussian_nll", "bernoulli_nll"])
+    run.add_argument("--logvar", type=float, default=None,
+                     help="gaussian_nll log-variance (default: the decoder's .logvar attribute)")
+    run.add_argument("--latent-dim", type=_positive_int, default=None, help="latent size if not inferable")
+    run.add_argument("--beta-max", type=_positive_float, default=1000.0)
+    run.add_argument("--steps", type=_positive_int, default=10000, help="AIS transitions per round")
+    run.add_argument("--schedule", choices=["sigmoid", "linear"], default="sigmoid")
+    run.add_argument("--radius", type=_positive_float, default=4.0, help="sigmoid schedule radius")
+    run.add_argument("--chains", type=_positive_int, default=16)
+    run.add_argument("--leapfrog", type=_positive_int, default=10)
+    run.add_argument("--record", type=_positive_int, default=200, help="points on the curve")
+    run.add_argument("--single-round", action="store_true", help="adapt step sizes in the only round")
+    run.add_argument("--backend", default="auto")
+    run.add_argument("--device", default="auto",
+                     help="cpu, cuda, cuda:N or auto (default: cuda:LOCAL_RANK where a GPU is, else cpu)")
+    run.add_argument("--cuda-graphs", choices=["auto", "on", "off"], default="auto",
+                     help="replay CUDA graphs of the transitions (auto: where torch >= 2.12 can; see docs/gpu.md)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    run.add_argument("--batch-size", type=_positive_int, default=None, help="items per pass")
+    run.add_argument("--checkpoint", default=None, help="checkpoint file (one per round: PATH.tune, PATH.final)")
+    run.add_argument("--checkpoint-every", type=_positive_float, default=600.0, help="seconds between checkpoints")
+    run.add_argument("--resume", default=None, help="continue from this checkpoint path")
+    run.add_argument("--bdmc", type=_betas, default=None, help="comma-separated betas for BDMC gaps")
+    run.add_argument("--bdmc-items", type=_positive_int, default=10)
+    run.add_argument("--bdmc-steps", type=_positive_int, default=1000)
+    run.add_argument("--out", default="rdfast_out")
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.set_defaults(func=cmd_run)
+
+    plot = sub.add_parser("plot", help="redraw the figures of a results.json")
+    plot.add_argument("results", help="path of results.json")
+    plot.add_argument("--out", default=None, help="output folder (default: beside results.json)")
+    plot.set_defaults(func=cmd_plot)
+
+    info = sub.add_parser("backends", help="list the backends and whether they run here")
+    info.set_defaults(func=cmd_backends)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

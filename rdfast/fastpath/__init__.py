@@ -1,0 +1,1 @@
+"""Decoder evaluation without a generic autograd graph: plain MLPs with fused compiled kernels."""

@@ -1,0 +1,222 @@
+"""Bidirectional Monte Carlo: stochastic lower and upper bounds of log Z_β(x) on simulated data.
+
+For each β*, simulate items whose latent is an exact sample of q*_β*(z|x):
+z* ~ p, then x ~ N(f(z*), e^v/β*) for gaussian_nll (so p(x|z)^β* ∝ N(x; f(z), e^v/β*)) or
+x ~ N(f(z*), 1/(2β*)) for squared_error (exp(−β*‖x − f‖²) ∝ N(x; f, 1/(2β*))).
+
+* Forward AIS from the prior along 0 → β* gives log Ẑ_fwd, with E[log Ẑ_fwd] ≤ log Z_β*(x).
+* Reverse AIS starts every chain of item n at z*_n and anneals β* → 0 (weights
+  log w += (β_k − β_{k−1}) · d at the current state, transitions in reverse order); since
+  E[w] = Z_0/Z_β* = 1/Z_β*, the estimate −logmeanexp(log w) is a stochastic upper bound.
+
+Both directions use the two-round protocol: round 1 tunes step sizes, round 2 replays them
+frozen with fresh randomness. The reverse round 1 starts from the forward round 1's final
+states (approximate posterior samples that do not depend on z* given x), so the frozen
+step sizes are independent of the exact sample the bound relies on.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import priors, rng, schedules
+from .annealing import anneal
+from ..runtime.checkpoint import part_paths
+from .curve import second_round_seed
+from ..runtime.distributed import join_dicts, map_items
+from .result import save_npz_atomic
+from ..runtime.validation import check_int, infer_latent_dim, resolve_seed
+
+SIMULABLE = ("gaussian_nll", "squared_error")
+
+
+@dataclass
+class BDMCResult:
+    """beta [J]; lower, upper [J, N] per item; x [J, N, *event] simulated data; z [J, N, K] latents."""
+
+    beta: torch.Tensor
+    lower: torch.Tensor
+    upper: torch.Tensor
+    x: torch.Tensor
+    z: torch.Tensor
+    acceptance: torch.Tensor  # [J, 2] mean acceptance of the forward and reverse final rounds
+    divergences: torch.Tensor  # [J, 2] total non-finite proposals, forward and reverse
+    config: dict = field(default_factory=dict)
+
+    @property
+    def lower_mean(self) -> torch.Tensor:
+        return self.lower.mean(1)
+
+    @property
+    def upper_mean(self) -> torch.Tensor:
+        return self.upper.mean(1)
+
+    @property
+    def gap(self) -> torch.Tensor:
+        """Mean upper bound minus mean lower bound [J] (nats)."""
+        return self.upper_mean - self.lower_mean
+
+    def summary(self) -> str:
+        lines = [f"BDMC: {self.lower.shape[1]} simulated items, {self.config.get('steps')} steps per direction",
+                 f"{'beta':>12} {'lower':>14} {'upper':>14} {'gap':>10}"]
+        for j in range(len(self.beta)):
+            lines.append(f"{self.beta[j].item():12.5g} {self.lower_mean[j].item():14.6g} "
+                         f"{self.upper_mean[j].item():14.6g} {self.gap[j].item():10.4g}")
+        return "\n".join(lines)
+
+    def save(self, path) -> None:
+        arrays = {name: getattr(self, name).detach().cpu().numpy()
+                  for name in ("beta", "lower", "upper", "x", "z", "acceptance", "divergences")}
+        arrays["meta"] = np.array(json.dumps(self.config))
+        save_npz_atomic(path, arrays)
+
+    @classmethod
+    def load(cls, path) -> "BDMCResult":
+        with np.load(path, allow_pickle=False) as data:
+            names = ("beta", "lower", "upper", "x", "z", "acceptance", "divergences")
+            if any(name not in data for name in (*names, "meta")):
+                raise ValueError(f"path: {path} is not an rdfast BDMC result")
+            return cls(**{name: torch.from_numpy(data[name]) for name in names}, config=json.loads(str(data["meta"])))
+
+    def plot(self, ax=None, curve=None):
+        """Without ``curve``: lower/upper bounds per β. With an AISResult ``curve``: the RD
+        curve with each β's gap annotated at its point (the paper's Fig. 9)."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 4))
+        if curve is None:
+            xs = np.arange(len(self.beta))
+            ax.errorbar(xs, self.lower_mean.numpy(), fmt="v", label="lower (forward AIS)")
+            ax.errorbar(xs, self.upper_mean.numpy(), fmt="^", label="upper (reverse AIS)")
+            ax.set_xticks(xs, [f"β={b:.3g}\ngap {g:.2g}" for b, g in zip(self.beta.tolist(), self.gap.tolist())])
+            ax.set_ylabel("log Z (nats)")
+            ax.legend()
+            return ax
+        curve.plot(ax=ax)
+        for b, g in zip(self.beta.tolist(), self.gap.tolist()):
+            r = int(torch.argmin((curve.beta - b).abs()))
+            xy = (curve.mean_distortion[r].item(), curve.mean_rate[r].item())
+            ax.annotate(f"β={b:.3g}: gap {g:.2g}", xy, textcoords="offset points", xytext=(8, 8), fontsize=8,
+                        arrowprops=dict(arrowstyle="-", color="0.5"))
+        return ax
+
+
+def path_to(schedule, beta_star: float, steps, radius: float) -> torch.Tensor:
+    """0 → β*: ``schedule`` cut where it reaches β* (ending exactly at β*), or a sigmoid of ``steps``."""
+    if schedule is None:
+        return schedules.sigmoid(steps, beta_star, radius)
+    full = schedules.validate(schedule)
+    if full[-1] < beta_star:
+        raise ValueError(f"schedule: ends at {full[-1].item()}, below beta {beta_star}")
+    end = int(torch.searchsorted(full, torch.tensor(beta_star, dtype=torch.float64)))
+    path = full[: end + 1].clone()
+    path[-1] = beta_star
+    if path.numel() < 2:
+        raise ValueError(f"betas: {beta_star} must be above 0")
+    return path
+
+
+def simulate(decoder, prior, n_data: int, beta_star: float, distortion: str, logvar, dtype, device, seed: int,
+             index: int, item_offset: int = 0):
+    """(z* [n, K], x [n, *event]) with z* an exact sample of q*_β*(·|x), for the items
+    item_offset..item_offset+n−1 (their random streams are keyed by these global indices)."""
+    items = torch.arange(item_offset, item_offset + n_data, device=device)
+    z = prior.from_noise(rng.normal(seed, items, 1, prior.dim, 2 * index, rng.STREAM_DATA),
+                         rng.uniform(seed, items, 1, 2 * index, rng.STREAM_DATA)).to(dtype)
+    with torch.no_grad():
+        out = decoder(z)
+    if distortion == "gaussian_nll":
+        if isinstance(out, (tuple, list)):
+            mean, lv = out[0], out[1].reshape(n_data, -1)  # [n, P]
+        elif logvar is None:
+            raise ValueError("logvar: gaussian_nll simulation needs logvar= or a decoder returning (mean, logvar)")
+        else:
+            mean, lv = out, torch.as_tensor(logvar, dtype=dtype, device=device).detach().reshape(-1)  # [1] or [P]
+        std = torch.exp(0.5 * lv.to(dtype)) / beta_star ** 0.5
+    else:
+        mean = out
+        std = torch.tensor((2.0 * beta_star) ** -0.5, dtype=dtype, device=device)
+    mean_flat = mean.reshape(n_data, -1)  # [n, P]
+    noise = rng.normal(seed, items, 1, mean_flat.shape[1], 2 * index + 1, rng.STREAM_DATA).to(dtype)
+    x = (mean_flat + std * noise).reshape(mean.shape)
+    return z, x
+
+
+def bdmc(decoder, betas, n_data: int, schedule=None, steps=None, *, distortion="gaussian_nll", logvar=None,
+         prior=None, latent_dim=None, n_chains=16, leapfrog_steps=10, radius=4.0, seed=None, generator=None,
+         backend="auto", dtype=None, device=None, progress=False, checkpoint=None, resume=None, distributed=None,
+         **ais_kwargs) -> BDMCResult | None:
+    """Lower and upper bounds of log Z_β(x) at each β in ``betas`` on ``n_data`` simulated items.
+
+    The path 0 → β is ``schedule`` cut at β (the paper: the RD run's own intermediate
+    distributions) or ``schedules.sigmoid(steps, β, radius)``. ``dtype``/``device`` of the
+    simulated data default to the decoder's parameters. ``checkpoint``/``resume``: one file per
+    run, ``<path>.b<j>.<direction><round>``. ``distributed`` as in ``rdfast.ais``: each rank
+    simulates and bounds its own items (files ``<path>.rank{r}of{W}.b<j>...``). Other keyword
+    arguments go to AIS.
+    """
+    beta_list = [float(b) for b in torch.as_tensor(betas, dtype=torch.float64).reshape(-1)]
+    if not beta_list or any(not (b > 0 and np.isfinite(b)) for b in beta_list):
+        raise ValueError(f"betas: expected positive finite values, got {betas!r}")
+    n_data = check_int("n_data", n_data)
+    if (schedule is None) == (steps is None):
+        raise ValueError("steps: pass exactly one of steps= (a sigmoid path per beta) or schedule=")
+    if steps is not None:
+        check_int("steps", steps)
+    if distortion not in SIMULABLE:
+        raise ValueError(f"distortion: BDMC simulates data exactly only for {SIMULABLE}, got {distortion!r}")
+    params = list(decoder.parameters()) if isinstance(decoder, torch.nn.Module) else []
+    dtype = dtype or (params[0].dtype if params else torch.float32)
+    device = torch.device(device) if device is not None else (params[0].device if params else torch.device("cpu"))
+    K = infer_latent_dim(decoder, prior, latent_dim)
+    prior = priors.check(prior, K)
+    if not hasattr(prior, "from_noise"):
+        raise TypeError("prior: BDMC needs a prior with from_noise(normal, uniform) to simulate exact latents")
+    seed = resolve_seed(seed, generator)
+    common = dict(distortion=distortion, logvar=logvar, prior=prior, latent_dim=K, n_chains=n_chains,
+                  leapfrog_steps=leapfrog_steps, backend=backend, progress=progress, record=1, **ais_kwargs)
+    bound = functools.partial(bound_items, decoder, prior, beta_list, schedule, steps, radius, dtype, device, common)
+    out = map_items(distributed, device, n_data, bound, seed=seed, checkpoint=checkpoint, resume=resume,
+                    assemble=join_dicts)
+    if out is None:  # distributed="rank0", on a rank other than 0
+        return None
+    config = dict(n_data=n_data, n_chains=n_chains, leapfrog_steps=leapfrog_steps, distortion=distortion,
+                  seed=out.pop("seed"), steps=steps if schedule is None else "schedule", backend=out.pop("backend"))
+    return BDMCResult(beta=torch.tensor(beta_list, dtype=torch.float64), acceptance=out.pop("acceptance").mean(1),
+                      divergences=out.pop("divergences").sum(1), **out, config=config)
+
+
+def bound_items(decoder, prior, beta_list, schedule, steps, radius, dtype, device, common, start: int, stop: int, *,
+                seed: int, show_progress: bool, checkpoint=None, resume=None) -> dict:
+    """Simulate items start..stop−1 and bound their log Z at each β: lower, upper [J, n],
+    x [J, n, *event], z [J, n, K], acceptance, divergences [J, n, 2] (forward, reverse final
+    rounds), and the seed and backend used. ``common``: the keyword arguments of every AIS run."""
+    common = dict(common, item_offset=start, progress=common["progress"] and show_progress)
+    out = {"lower": [], "upper": [], "x": [], "z": [], "acceptance": [], "divergences": []}
+    for j, b in enumerate(beta_list):
+        z_star, x = simulate(decoder, prior, stop - start, b, common["distortion"], common["logvar"], dtype, device,
+                             seed, j, item_offset=start)
+        path = path_to(schedule, b, steps, radius)
+        s = [second_round_seed(seed + 4 * j + i) for i in range(4)]
+        ck = {tag: part_paths(checkpoint, resume, f"b{j}.{tag}") for tag in ("fwd1", "fwd2", "rev1", "rev2")}
+        fwd1 = anneal(decoder, x, path, seed=s[0], adapt="ema", label=f"bdmc β={b:.3g} forward tune",
+                      **ck["fwd1"], **common)
+        fwd2 = anneal(decoder, x, path, seed=s[1], step_sizes=fwd1, label=f"bdmc β={b:.3g} forward",
+                      **ck["fwd2"], **common)
+        rev_path = path.flip(0).contiguous()
+        rev1 = anneal(decoder, x, rev_path, initial=fwd1.z.to(device), seed=s[2], adapt="ema",
+                      label=f"bdmc β={b:.3g} reverse tune", **ck["rev1"], **common)
+        rev2 = anneal(decoder, x, rev_path, initial=z_star, seed=s[3], step_sizes=rev1,
+                      label=f"bdmc β={b:.3g} reverse", **ck["rev2"], **common)
+        out["lower"].append(fwd2.log_z[-1])
+        out["upper"].append(-rev2.log_z[-1])
+        out["x"].append(x.cpu())
+        out["z"].append(z_star.cpu())
+        out["acceptance"].append(torch.stack([fwd2.acceptance, rev2.acceptance], 1))
+        out["divergences"].append(torch.stack([fwd2.divergences, rev2.divergences], 1))
+    return {**{k: torch.stack(v) for k, v in out.items()}, "seed": seed, "backend": fwd2.config["backend"]}

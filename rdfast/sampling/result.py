@@ -1,0 +1,122 @@
+"""AISResult: the estimates of one AIS run, with diagnostics, save/load and a plot."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..runtime.atomic import write_atomic
+from .stepsizes import StepSizes
+
+_ARRAYS = ("beta", "steps", "log_z", "distortion", "rate", "ess", "accept_rate", "acceptance",
+           "divergences", "z", "log_w")
+
+
+@dataclass
+class AISResult:
+    """Per-item AIS estimates at the recorded transitions (R records, N items, M chains).
+
+    beta [R], steps [R] (transition index k of each record);
+    log_z, distortion, rate, ess, accept_rate [R, N] float64 where
+      log_z = log Ẑ_k (stochastic lower bound of log Z_βk), distortion = D̂_k,
+      rate = −log Ẑ_k − β_k D̂_k, ess = 1/Σ w̃², accept_rate = acceptance since the previous record;
+    acceptance [N] (over the run), divergences [N] (non-finite proposals, rejected);
+    z [N, M, K] final states, log_w [N, M] final log-weights;
+    step_sizes: the step sizes this run used, compact (pass to ``step_sizes=`` to replay).
+    """
+
+    beta: torch.Tensor
+    steps: torch.Tensor
+    log_z: torch.Tensor
+    distortion: torch.Tensor
+    rate: torch.Tensor
+    ess: torch.Tensor
+    accept_rate: torch.Tensor
+    acceptance: torch.Tensor
+    divergences: torch.Tensor
+    z: torch.Tensor
+    log_w: torch.Tensor
+    step_sizes: Optional[StepSizes]
+    config: dict = field(default_factory=dict)
+    seconds: float = float("nan")
+
+    @property
+    def n_items(self) -> int:
+        return self.log_z.shape[1]
+
+    @property
+    def n_chains(self) -> int:
+        return self.log_w.shape[1]
+
+    @property
+    def mean_rate(self) -> torch.Tensor:
+        """Rate averaged over items [R]."""
+        return self.rate.mean(1)
+
+    @property
+    def mean_distortion(self) -> torch.Tensor:
+        """Distortion averaged over items [R]."""
+        return self.distortion.mean(1)
+
+    @property
+    def mean_log_z(self) -> torch.Tensor:
+        """log Ẑ averaged over items [R] (at β = 1 with an NLL distortion: the log-likelihood)."""
+        return self.log_z.mean(1)
+
+    def summary(self) -> str:
+        lines = [f"AIS: {self.n_items} items x {self.n_chains} chains, {int(self.steps[-1])} transitions, "
+                 f"acceptance {self.acceptance.mean().item():.3f}, divergences {int(self.divergences.sum())}",
+                 f"{'beta':>12} {'distortion':>14} {'rate':>12} {'log Z':>14} {'ESS':>8}"]
+        for r in range(len(self.beta)):
+            lines.append(f"{self.beta[r].item():12.5g} {self.mean_distortion[r].item():14.6g} "
+                         f"{self.mean_rate[r].item():12.6g} {self.mean_log_z[r].item():14.6g} "
+                         f"{self.ess[r].mean().item():8.2f}")
+        return "\n".join(lines)
+
+    def save(self, path) -> None:
+        """Write an .npz file atomically (temporary file in the same folder, then rename)."""
+        arrays = {name: getattr(self, name).detach().cpu().numpy() for name in _ARRAYS}
+        if self.step_sizes is not None:
+            arrays["step_boundaries"] = self.step_sizes.boundaries.numpy()
+            arrays["step_log_eps"] = self.step_sizes.log_eps.numpy()
+        arrays["meta"] = np.array(json.dumps({"config": self.config, "seconds": self.seconds}))
+        save_npz_atomic(path, arrays)
+
+    @classmethod
+    def load(cls, path) -> "AISResult":
+        with np.load(path, allow_pickle=False) as data:
+            missing = [name for name in (*_ARRAYS, "meta") if name not in data]
+            if missing:
+                raise ValueError(f"path: {path} is not an rdfast AIS result (missing {missing})")
+            kwargs = {name: torch.from_numpy(data[name]) for name in _ARRAYS}
+            step_sizes = None
+            if "step_boundaries" in data:
+                step_sizes = StepSizes(torch.from_numpy(data["step_boundaries"]), torch.from_numpy(data["step_log_eps"]))
+            meta = json.loads(str(data["meta"]))
+        return cls(**kwargs, step_sizes=step_sizes, config=meta["config"], seconds=meta["seconds"])
+
+    def plot(self, ax=None, log_rate: bool = False, per_item: bool = False, label: Optional[str] = None):
+        """Rate against distortion (mean over items; ``per_item`` adds each item's curve)."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 4))
+        if per_item:
+            ax.plot(self.distortion.numpy(), self.rate.numpy(), color="0.8", linewidth=0.5)
+        ax.plot(self.mean_distortion.numpy(), self.mean_rate.numpy(), marker=".", label=label)
+        ax.set_xlabel("distortion")
+        ax.set_ylabel("rate (nats)")
+        if log_rate:
+            ax.set_yscale("log")
+        if label is not None:
+            ax.legend()
+        return ax
+
+
+def save_npz_atomic(path, arrays: dict) -> None:
+    """np.savez ``arrays`` to ``path`` atomically."""
+    write_atomic(path, lambda f: np.savez(f, **arrays))
+

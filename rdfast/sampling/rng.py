@@ -1,0 +1,107 @@
+"""Counter-based random numbers keyed by (seed, global item, chain, step, stream).
+
+Every random number of a run is a pure function of its key, so a run's result does not
+depend on how items are split into batches or across processes. The generator is
+Philox-4x32 with 10 rounds (Salmon et al., SC'11): key = the 64-bit seed, counter =
+(block, chain, item, step·4 + stream). Each counter gives four 32-bit words; normals come
+from pairs of words by the Box–Muller transform, uniforms from two words (53 bits).
+
+All arithmetic is on int64 tensors holding unsigned 32-bit values, so it runs on any
+device without overflow: 32×32-bit products are split into 16-bit halves. The compiled
+extension computes the same words in one kernel on the CPU and on CUDA devices. ``step`` is
+an int, or a 0-d int64 tensor on the device of ``items`` (the device-resident loop's clock):
+then no value crosses to the host and the call can be captured in a CUDA graph.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+
+from ..fastpath import cpu_kernels
+
+MASK32 = 0xFFFFFFFF
+_M0, _M1 = 0xD2511F53, 0xCD9E8D57  # round multipliers
+_W0, _W1 = 0x9E3779B9, 0xBB67AE85  # key schedule increments
+
+STREAM_MOMENTUM = 0
+STREAM_ACCEPT = 1
+STREAM_INIT = 2
+STREAM_DATA = 3
+
+
+def _mulhilo(a: int, b: torch.Tensor):
+    """(hi, lo) 32-bit halves of the 64-bit product of constant a and tensor b (< 2^32)."""
+    p_lo = (b & 0xFFFF) * a  # < 2^48
+    p_hi = (b >> 16) * a  # < 2^48
+    s = p_lo + ((p_hi & 0xFFFF) << 16)  # < 2^49
+    lo = s & MASK32
+    hi = ((s >> 32) + (p_hi >> 16)) & MASK32
+    return hi, lo
+
+
+def philox(seed: int, c0, c1, c2, c3):
+    """Four uint32 words (as int64 tensors) for each counter (c0, c1, c2, c3); broadcasts."""
+    k0, k1 = seed & MASK32, (seed >> 32) & MASK32
+    c0, c1, c2, c3 = torch.broadcast_tensors(c0, c1, c2, c3)
+    for _ in range(10):
+        hi0, lo0 = _mulhilo(_M0, c0)
+        hi1, lo1 = _mulhilo(_M1, c2)
+        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+        k0, k1 = (k0 + _W0) & MASK32, (k1 + _W1) & MASK32
+    return c0, c1, c2, c3
+
+
+def _counters(items: torch.Tensor, n_chains: int, n_blocks: int, step, stream: int):
+    """Counter words for rows (item, chain) × blocks: each [N, M, n_blocks] (broadcast)."""
+    dev = items.device
+    c0 = torch.arange(n_blocks, dtype=torch.int64, device=dev).view(1, 1, -1)
+    c1 = torch.arange(n_chains, dtype=torch.int64, device=dev).view(1, -1, 1)
+    c2 = (items.to(torch.int64) & MASK32).view(-1, 1, 1)
+    c3 = (torch.as_tensor(step, dtype=torch.int64, device=dev) * 4 + stream) & MASK32
+    return c0, c1, c2, c3
+
+
+@functools.lru_cache(maxsize=None)
+def _cuda_words():
+    """rdfast.backends.cuda when its kernels can run here, else None (asked once: the answer
+    must not need a CUDA call inside a graph capture)."""
+    from ..backends import cuda
+
+    return None if cuda.unavailable_reason() else cuda
+
+
+def _words(seed: int, items: torch.Tensor, n_chains: int, n_blocks: int, step, stream: int):
+    """The four words, each [N, M, n_blocks], for rows (item, chain) × blocks; compiled where possible."""
+    if items.device.type == "cpu" and cpu_kernels.available():
+        return cpu_kernels.philox_words(seed, items, n_chains, n_blocks, step, stream).unbind(0)
+    if items.device.type == "cuda" and _cuda_words() is not None:
+        return _cuda_words().philox_words(seed, items, n_chains, n_blocks, step, stream).unbind(0)
+    return philox(seed, *_counters(items, n_chains, n_blocks, step, stream))
+
+
+def _unit_open(word: torch.Tensor) -> torch.Tensor:
+    """uint32 word -> float64 uniform in (0, 1)."""
+    return (word.double() + 0.5) * (1.0 / 4294967296.0)
+
+
+def normal(seed: int, items: torch.Tensor, n_chains: int, dim: int, step, stream: int,
+           dtype=torch.float64) -> torch.Tensor:
+    """Standard normals [N·M, dim] for rows (items[n], chain m) at ``step`` of ``stream``."""
+    n_blocks = (dim + 3) // 4
+    w0, w1, w2, w3 = _words(seed, items, n_chains, n_blocks, step, stream)
+    u1, u2, u3, u4 = (_unit_open(w) for w in (w0, w1, w2, w3))
+    r12 = torch.sqrt(-2.0 * torch.log(u1))
+    r34 = torch.sqrt(-2.0 * torch.log(u3))
+    a12, a34 = (2.0 * math.pi) * u2, (2.0 * math.pi) * u4
+    out = torch.stack([r12 * torch.cos(a12), r12 * torch.sin(a12), r34 * torch.cos(a34), r34 * torch.sin(a34)], -1)
+    out = out.reshape(items.numel() * n_chains, n_blocks * 4)[:, :dim]  # [B, dim]
+    return out.to(dtype).contiguous()
+
+
+def uniform(seed: int, items: torch.Tensor, n_chains: int, step, stream: int) -> torch.Tensor:
+    """Float64 uniforms in (0, 1), one per row [N·M], with 53 random bits."""
+    w0, w1, _, _ = _words(seed, items, n_chains, 1, step, stream)
+    bits = (w0 >> 5) * 67108864 + (w1 >> 6)  # 27 + 26 = 53 bits
+    return ((bits.double() + 0.5) * (1.0 / 9007199254740992.0)).reshape(-1)
