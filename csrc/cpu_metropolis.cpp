@@ -1,6 +1,5 @@
-// CPU kernel of the Metropolis step: energies, accept, whole-row selection, statistics, ε.
+// CPU kernel of the Metropolis step: energies, accept, whole-row selection, counters.
 #include <cstring>
-#include <type_traits>
 
 #include "cpu_ops.h"
 #include "cpu_parallel.h"
@@ -10,7 +9,7 @@
 namespace rdfast::cpu {
 namespace {
 
-template <class T>
+template <class T, MetricLayout kMetric>
 void metropolis_rows(const MetropolisArgs& a) {
   T* z0 = static_cast<T*>(a.z0);
   T* g0 = static_cast<T*>(a.g0);
@@ -22,15 +21,16 @@ void metropolis_rows(const MetropolisArgs& a) {
 
 #pragma omp parallel for schedule(static) if (B * K >= kParallelMinElements)
   for (int64_t r = 0; r < B; ++r) {
+    const RowMetric<T, kMetric> metric(a, r);
     const int64_t o = r * K;
-    double sum_sq_z = 0.0, sum_sq_p = 0.0;
-#pragma omp simd reduction(+ : sum_sq_z, sum_sq_p)
+    double sum_sq_z = 0.0, kinetic = 0.0;
+#pragma omp simd reduction(+ : sum_sq_z, kinetic)
     for (int64_t j = 0; j < K; ++j) {
       sum_sq_z += static_cast<double>(z[o + j]) * static_cast<double>(z[o + j]);
-      sum_sq_p += static_cast<double>(p[o + j]) * static_cast<double>(p[o + j]);
+      kinetic += metric.kinetic_term(j, p[o + j]);
     }
     const double energy = a.prior_energy ? a.prior_energy[r] : 0.5 * sum_sq_z;
-    const double h1 = hamiltonian(energy, beta, a.d[r], sum_sq_p);
+    const double h1 = hamiltonian(energy, beta, a.d[r], kinetic);
     const bool accepted = accepts(a.h0[r], h1, a.u[r]);
     if (accepted) {
       std::memcpy(z0 + o, z + o, static_cast<size_t>(K) * sizeof(T));
@@ -43,7 +43,11 @@ void metropolis_rows(const MetropolisArgs& a) {
 }  // namespace
 
 void metropolis(int dtype, const MetropolisArgs& a) {
-  dispatch_dtype(dtype, [&](auto tag) { metropolis_rows<std::remove_pointer_t<decltype(tag)>>(a); });
+  dispatch_dtype(dtype, [&](auto tag) {
+    dispatch_metric(a.metric, [&](auto metric) {
+      metropolis_rows<std::remove_pointer_t<decltype(tag)>, metric.value>(a);
+    });
+  });
 }
 
 }  // namespace rdfast::cpu

@@ -3,37 +3,43 @@
 // mlp_bias_act:  h = φ(a + b) in place over a [rows, width] (after a bias-free matmul).
 // mlp_output:    the output layer and the distortion in one pass: x̂ = φ(a + b), d [B] and
 //                δ = ∂d/∂a = ∂d/∂x̂ ⊙ φ'(x̂) [B, P] (φ' from the output: 1, 1 − x̂², x̂(1 − x̂)).
-// Kinds and logvar modes are rdfast::Kind and rdfast::LogvarMode (op_args.h).
+// Kinds and log-variance layouts are rdfast::Kind and rdfast::LogvarLayout (op_args.h).
 #pragma once
 
 #include <cstdint>
 
+#include "op_args.h"
+
 namespace rdfast::cpu {
 
-enum MlpActivation : int { kActIdentity = 0, kActTanh = 1, kActSigmoid = 2, kActRelu = 3, kActLeakyRelu = 4 };
+#define RDFAST_ENUM_MLP_ACTIVATION(E) E(IDENTITY, 0) E(TANH, 1) E(SIGMOID, 2) E(RELU, 3) E(LEAKY_RELU, 4)
+#define RDFAST_ENUMERATOR(name, value) name = value,
+enum class MlpActivation : int { RDFAST_ENUM_MLP_ACTIVATION(RDFAST_ENUMERATOR) };
+#undef RDFAST_ENUMERATOR
 
-struct BiasActArgs {
-  int act;            // MlpActivation
-  double slope;       // leaky ReLU negative slope
-  void* a;            // [rows, width] T, pre-activation without bias in, activation out
-  const void* bias;   // [width] T (zeros for a layer without bias)
-  int64_t rows;
-  int64_t width;
-};
+#define RDFAST_BIAS_ACT_ARGS(F) \
+  F(int, act)                     /* MlpActivation */ \
+  F(double, slope)                /* leaky ReLU negative slope */ \
+  F(void*, a)                     /* [rows, width] T, pre-activation without bias in, activation out */ \
+  F(const void*, bias)            /* [width] T (zeros for a layer without bias) */ \
+  F(int64_t, rows) \
+  F(int64_t, width)
 
-struct MlpOutputArgs {
-  int kind;           // rdfast::Kind: gaussian_nll or squared_error
-  int act;            // kActIdentity, kActTanh or kActSigmoid
-  int logvar_mode;    // rdfast::LogvarMode: scalar or per-pixel (gaussian_nll), none otherwise
-  void* a;            // [B, P] T, pre-activation without bias in, δ = ∂d/∂(a + b) out
-  const void* bias;   // [P] T (zeros for a layer without bias)
-  const void* x;      // [N, P] T, row r reads item r / M
-  const void* logvar; // [1] | [P] T
-  double* d;          // [B]
-  int64_t n_items;    // N
-  int64_t n_chains;   // M
-  int64_t size;       // P
-};
+#define RDFAST_MLP_OUTPUT_ARGS(F) \
+  F(int, kind)                    /* rdfast::Kind: gaussian_nll or squared_error */ \
+  F(int, act)                     /* MlpActivation: IDENTITY, TANH or SIGMOID */ \
+  F(int, logvar_layout)           /* rdfast::LogvarLayout: scalar or per-pixel (gaussian_nll), none otherwise */ \
+  F(void*, a)                     /* [B, P] T, pre-activation without bias in, δ = ∂d/∂(a + b) out */ \
+  F(const void*, bias)            /* [P] T (zeros for a layer without bias) */ \
+  F(const void*, x)               /* [N, P] T, row r reads item r / M */ \
+  F(const void*, logvar)          /* [1] | [P] T */ \
+  F(double*, d)                   /* [B] */ \
+  F(int64_t, n_items)             /* N */ \
+  F(int64_t, n_chains)            /* M */ \
+  F(int64_t, size)                /* P */
+
+struct BiasActArgs { RDFAST_BIAS_ACT_ARGS(RDFAST_FIELD) };
+struct MlpOutputArgs { RDFAST_MLP_OUTPUT_ARGS(RDFAST_FIELD) };
 
 void mlp_bias_act(int dtype, const BiasActArgs& a);
 void mlp_output(int dtype, const MlpOutputArgs& a);

@@ -40,31 +40,31 @@ inline double act_tanh(double x) { return std::tanh(x); }
 inline float act_sigmoid(float x) { return 1.0f / (1.0f + exp_in_range(std::min(std::max(-x, -87.0f), 87.0f))); }
 inline double act_sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
-template <class T, int kAct>
+template <class T, MlpActivation kAct>
 inline T activate(T a, T slope) {
-  if constexpr (kAct == kActTanh) return act_tanh(a);
-  if constexpr (kAct == kActSigmoid) return act_sigmoid(a);
-  if constexpr (kAct == kActRelu) return a < T(0) ? T(0) : a;  // NaN passes through, as torch.relu
-  if constexpr (kAct == kActLeakyRelu) return a < T(0) ? a * slope : a;
+  if constexpr (kAct == MlpActivation::TANH) return act_tanh(a);
+  if constexpr (kAct == MlpActivation::SIGMOID) return act_sigmoid(a);
+  if constexpr (kAct == MlpActivation::RELU) return a < T(0) ? T(0) : a;  // NaN passes through, as torch.relu
+  if constexpr (kAct == MlpActivation::LEAKY_RELU) return a < T(0) ? a * slope : a;
   return a;
 }
 
 // φ'(a) from the output h = φ(a), for the output activations.
-template <class T, int kAct>
+template <class T, MlpActivation kAct>
 inline T derivative(T h) {
-  if constexpr (kAct == kActTanh) return T(1) - h * h;
-  if constexpr (kAct == kActSigmoid) return h * (T(1) - h);
+  if constexpr (kAct == MlpActivation::TANH) return T(1) - h * h;
+  if constexpr (kAct == MlpActivation::SIGMOID) return h * (T(1) - h);
   return T(1);
 }
 
-template <class T, int kAct>
+template <class T, MlpActivation kAct>
 void bias_act_rows(const BiasActArgs& a) {
   T* h = static_cast<T*>(a.a);
   const T* b = static_cast<const T*>(a.bias);
   const T slope = static_cast<T>(a.slope);
   const int64_t R = a.rows, W = a.width;
 #pragma omp parallel for schedule(static) \
-    if (R * W >= (kAct == kActTanh || kAct == kActSigmoid ? kParallelMinActivations : kParallelMinElements))
+    if (R * W >= (kAct == MlpActivation::TANH || kAct == MlpActivation::SIGMOID ? kParallelMinActivations : kParallelMinElements))
   for (int64_t r = 0; r < R; ++r) {
     T* hr = h + r * W;
 #pragma omp simd
@@ -76,37 +76,37 @@ void bias_act_rows(const BiasActArgs& a) {
 // squared_error: sq = (x̂ − x)², ∂d/∂x̂ = 2 (x̂ − x); δ = ∂d/∂x̂ · φ'(x̂) overwrites a.
 // Pass 1 (all in T, full vector width) writes δ and sq (into ``sq``); pass 2 sums the terms
 // sq (+ v for gaussian_nll) in double, as the reference. prec = e^{−v}: [P] or [1].
-template <class T, int kKind, int kAct, bool kPerPixel>
+template <class T, Kind kKind, MlpActivation kAct, bool kPerPixel>
 inline double output_row(T* ar, const T* b, const T* xr, const T* prec, const T* v, int64_t P, T* sq) {
-  const T p0 = kKind == kGaussianNll ? prec[0] : T(2);
+  const T p0 = kKind == Kind::GAUSSIAN_NLL ? prec[0] : T(2);
 #pragma omp simd
   for (int64_t j = 0; j < P; ++j) {
     const T xhat = activate<T, kAct>(ar[j] + b[j], T(0));
     const T diff = xhat - xr[j];
-    const T pj = kKind == kGaussianNll && kPerPixel ? prec[j] : p0;  // squared_error: ∂d/∂x̂ = 2 diff
-    sq[j] = kKind == kGaussianNll ? diff * diff * pj : diff * diff;
+    const T pj = kKind == Kind::GAUSSIAN_NLL && kPerPixel ? prec[j] : p0;  // squared_error: ∂d/∂x̂ = 2 diff
+    sq[j] = kKind == Kind::GAUSSIAN_NLL ? diff * diff * pj : diff * diff;
     ar[j] = diff * pj * derivative<T, kAct>(xhat);
   }
   double sum = 0.0;
-  if constexpr (kKind == kGaussianNll && kPerPixel) {
+  if constexpr (kKind == Kind::GAUSSIAN_NLL && kPerPixel) {
 #pragma omp simd reduction(+ : sum)
     for (int64_t j = 0; j < P; ++j) sum += static_cast<double>(sq[j]) + static_cast<double>(v[j]);
   } else {
 #pragma omp simd reduction(+ : sum)
     for (int64_t j = 0; j < P; ++j) sum += static_cast<double>(sq[j]);
-    if constexpr (kKind == kGaussianNll) sum += static_cast<double>(P) * static_cast<double>(v[0]);
+    if constexpr (kKind == Kind::GAUSSIAN_NLL) sum += static_cast<double>(P) * static_cast<double>(v[0]);
   }
   return sum;
 }
 
-template <class T, int kKind, int kAct, bool kPerPixel>
+template <class T, Kind kKind, MlpActivation kAct, bool kPerPixel>
 void output_rows(const MlpOutputArgs& a) {
   T* pre = static_cast<T*>(a.a);
   const T* b = static_cast<const T*>(a.bias);
   const T* x = static_cast<const T*>(a.x);
   const T* v = static_cast<const T*>(a.logvar);
   const int64_t M = a.n_chains, P = a.size, B = a.n_items * M;
-  std::vector<T> prec(kKind == kGaussianNll ? (kPerPixel ? P : 1) : 0);  // e^{−v} in T, as the reference
+  std::vector<T> prec(kKind == Kind::GAUSSIAN_NLL ? (kPerPixel ? P : 1) : 0);  // e^{−v} in T, as the reference
   for (size_t j = 0; j < prec.size(); ++j) prec[j] = std::exp(-v[j]);
 #pragma omp parallel if (B * P >= kParallelMinActivations)
   {
@@ -120,39 +120,40 @@ void output_rows(const MlpOutputArgs& a) {
   }
 }
 
-template <class T, int kKind>
+template <class T, Kind kKind>
 void output_kind(const MlpOutputArgs& a) {
-  const bool per_pixel = a.logvar_mode == kLogvarPerPixel;
-  switch (a.act) {
-    case kActIdentity:
-      return per_pixel ? output_rows<T, kKind, kActIdentity, true>(a) : output_rows<T, kKind, kActIdentity, false>(a);
-    case kActTanh:
-      return per_pixel ? output_rows<T, kKind, kActTanh, true>(a) : output_rows<T, kKind, kActTanh, false>(a);
-    case kActSigmoid:
-      return per_pixel ? output_rows<T, kKind, kActSigmoid, true>(a) : output_rows<T, kKind, kActSigmoid, false>(a);
+  const bool per_pixel = a.logvar_layout == static_cast<int>(LogvarLayout::PER_PIXEL);
+  switch (static_cast<MlpActivation>(a.act)) {
+    case MlpActivation::IDENTITY:
+      return per_pixel ? output_rows<T, kKind, MlpActivation::IDENTITY, true>(a) : output_rows<T, kKind, MlpActivation::IDENTITY, false>(a);
+    case MlpActivation::TANH:
+      return per_pixel ? output_rows<T, kKind, MlpActivation::TANH, true>(a) : output_rows<T, kKind, MlpActivation::TANH, false>(a);
+    case MlpActivation::SIGMOID:
+      return per_pixel ? output_rows<T, kKind, MlpActivation::SIGMOID, true>(a) : output_rows<T, kKind, MlpActivation::SIGMOID, false>(a);
     default: throw std::invalid_argument("mlp_output: act must be identity, tanh or sigmoid, got " + std::to_string(a.act));
   }
 }
 
 template <class T>
 void output_typed(const MlpOutputArgs& a) {
-  if (a.kind == kGaussianNll) {
-    if (a.logvar_mode != kLogvarScalar && a.logvar_mode != kLogvarPerPixel)
+  const auto layout = static_cast<LogvarLayout>(a.logvar_layout);
+  if (a.kind == static_cast<int>(Kind::GAUSSIAN_NLL)) {
+    if (layout != LogvarLayout::SCALAR && layout != LogvarLayout::PER_PIXEL)
       throw std::invalid_argument("mlp_output: gaussian_nll needs a scalar or per-pixel logvar");
-    return output_kind<T, kGaussianNll>(a);
+    return output_kind<T, Kind::GAUSSIAN_NLL>(a);
   }
-  if (a.kind == kSquaredError) return output_kind<T, kSquaredError>(a);
+  if (a.kind == static_cast<int>(Kind::SQUARED_ERROR)) return output_kind<T, Kind::SQUARED_ERROR>(a);
   throw std::invalid_argument("mlp_output: kind must be gaussian_nll or squared_error, got " + std::to_string(a.kind));
 }
 
 template <class T>
 void bias_act_typed(const BiasActArgs& a) {
-  switch (a.act) {
-    case kActIdentity: return bias_act_rows<T, kActIdentity>(a);
-    case kActTanh: return bias_act_rows<T, kActTanh>(a);
-    case kActSigmoid: return bias_act_rows<T, kActSigmoid>(a);
-    case kActRelu: return bias_act_rows<T, kActRelu>(a);
-    case kActLeakyRelu: return bias_act_rows<T, kActLeakyRelu>(a);
+  switch (static_cast<MlpActivation>(a.act)) {
+    case MlpActivation::IDENTITY: return bias_act_rows<T, MlpActivation::IDENTITY>(a);
+    case MlpActivation::TANH: return bias_act_rows<T, MlpActivation::TANH>(a);
+    case MlpActivation::SIGMOID: return bias_act_rows<T, MlpActivation::SIGMOID>(a);
+    case MlpActivation::RELU: return bias_act_rows<T, MlpActivation::RELU>(a);
+    case MlpActivation::LEAKY_RELU: return bias_act_rows<T, MlpActivation::LEAKY_RELU>(a);
     default: throw std::invalid_argument("mlp_bias_act: unknown activation code " + std::to_string(a.act));
   }
 }

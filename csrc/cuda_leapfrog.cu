@@ -1,7 +1,5 @@
-// CUDA kernels of leapfrog_begin (one warp per row: it needs ‖z0‖², ‖p‖²) and of
+// CUDA kernels of leapfrog_begin (one warp per row: it needs ‖z0‖² and K(p)) and of
 // leapfrog_step / leapfrog_end (one thread per element).
-#include <type_traits>
-
 #include "cuda_launch.cuh"
 #include "cuda_ops.h"
 #include "dispatch.h"
@@ -9,11 +7,12 @@
 namespace rdfast::cuda {
 namespace {
 
-// logw −= Δβ·d0;  h0 = U(z0) + ½‖p‖²;  p −= ½ε∇U(z0);  z = z0 + εp.
-template <class T, bool kPriorGrad>
+// logw −= Δβ·d0;  h0 = E(z0) + β d0 + K(p);  p −= ½ε∇U(z0);  z = z0 + ε M⁻¹p.
+template <class T, MetricLayout kMetric, bool kPriorGrad>
 __global__ void begin_kernel(LeapfrogBeginArgs a) {
   const int64_t r = warp_row();
   if (r >= a.rows) return;
+  const RowMetric<T, kMetric> metric(a, r);
   const int64_t K = a.dim, o = r * K;
   const T* z0 = static_cast<const T*>(a.z0) + o;
   const T* g0 = static_cast<const T*>(a.g0) + o;
@@ -23,52 +22,49 @@ __global__ void begin_kernel(LeapfrogBeginArgs a) {
   const T beta = static_cast<T>(a.beta.get());
   const T eps = static_cast<T>(a.eps[r]);
   const T half = T(0.5) * eps;
-  double sum_sq_z = 0.0, sum_sq_p = 0.0;
+  double sum_sq_z = 0.0, kinetic = 0.0;
   for (int64_t j = lane(); j < K; j += kWarp) {
     const T zj = z0[j], pj = p[j];
     sum_sq_z += static_cast<double>(zj) * static_cast<double>(zj);
-    sum_sq_p += static_cast<double>(pj) * static_cast<double>(pj);
+    kinetic += metric.kinetic_term(j, pj);
     const T pn = kick(pj, kPriorGrad ? pg[j] : zj, g0[j], beta, half);
     p[j] = pn;
-    z[j] = zj + eps * pn;
+    z[j] = zj + eps * metric.velocity(j, pn);
   }
   sum_sq_z = warp_sum(sum_sq_z);
-  sum_sq_p = warp_sum(sum_sq_p);
+  kinetic = warp_sum(kinetic);
   if (lane() == 0) {
     const double energy = a.prior_energy ? a.prior_energy[r] : 0.5 * sum_sq_z;
     a.logw[r] -= a.dbeta.get() * a.d0[r];
-    a.h0[r] = hamiltonian(energy, a.beta.get(), a.d0[r], sum_sq_p);
+    a.h0[r] = hamiltonian(energy, a.beta.get(), a.d0[r], kinetic);
   }
 }
 
-// p −= step·∇U(z), then (full step only) z += εp; step = ε or ½ε.
-template <class T, bool kPriorGrad, bool kFull>
+// p −= step·∇U(z), then (full step only) z += ε M⁻¹p; step = ε or ½ε.
+template <class T, MetricLayout kMetric, bool kPriorGrad, bool kFull>
 __global__ void kick_kernel(LeapfrogArgs a) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= a.rows * a.dim) return;
+  const int64_t r = i / a.dim;
   T* z = static_cast<T*>(a.z);
   T* p = static_cast<T*>(a.p);
   const T beta = static_cast<T>(a.beta.get());
-  const T eps = static_cast<T>(a.eps[i / a.dim]);
+  const T eps = static_cast<T>(a.eps[r]);
   const T step = kFull ? eps : T(0.5) * eps;
   const T zi = z[i];
   const T prior_grad = kPriorGrad ? static_cast<const T*>(a.prior_grad)[i] : zi;
   const T pn = kick(p[i], prior_grad, static_cast<const T*>(a.g)[i], beta, step);
   p[i] = pn;
-  if (kFull) z[i] = zi + eps * pn;
+  if constexpr (kFull) z[i] = zi + eps * RowMetric<T, kMetric>(a, r).velocity(i - r * a.dim, pn);
 }
 
 template <bool kFull>
 void launch_kick(int dtype, const LeapfrogArgs& a, cudaStream_t stream) {
   if (a.rows * a.dim == 0) return;
   const unsigned blocks = blocks_for_elements(a.rows * a.dim);
-  dispatch_dtype(dtype, [&](auto tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    if (a.prior_grad) {
-      kick_kernel<T, true, kFull><<<blocks, kThreadsPerBlock, 0, stream>>>(a);
-    } else {
-      kick_kernel<T, false, kFull><<<blocks, kThreadsPerBlock, 0, stream>>>(a);
-    }
+  dispatch_leapfrog(dtype, a, [&](auto tag, auto metric, auto prior) {
+    kick_kernel<std::remove_pointer_t<decltype(tag)>, metric.value, prior.value, kFull>
+        <<<blocks, kThreadsPerBlock, 0, stream>>>(a);
   });
   check_launch(kFull ? "leapfrog_step" : "leapfrog_end");
 }
@@ -78,13 +74,9 @@ void launch_kick(int dtype, const LeapfrogArgs& a, cudaStream_t stream) {
 void leapfrog_begin(int dtype, const LeapfrogBeginArgs& a, uintptr_t stream) {
   if (a.rows == 0) return;
   const unsigned blocks = blocks_for_rows(a.rows);
-  dispatch_dtype(dtype, [&](auto tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    if (a.prior_grad) {
-      begin_kernel<T, true><<<blocks, kThreadsPerBlock, 0, as_stream(stream)>>>(a);
-    } else {
-      begin_kernel<T, false><<<blocks, kThreadsPerBlock, 0, as_stream(stream)>>>(a);
-    }
+  dispatch_leapfrog(dtype, a, [&](auto tag, auto metric, auto prior) {
+    begin_kernel<std::remove_pointer_t<decltype(tag)>, metric.value, prior.value>
+        <<<blocks, kThreadsPerBlock, 0, as_stream(stream)>>>(a);
   });
   check_launch("leapfrog_begin");
 }

@@ -1,7 +1,12 @@
-// Arguments of the six fused ops, shared by the CPU and CUDA launchers.
+// Arguments of the fused ops, shared by the CPU and CUDA launchers and the Python bindings.
 //
-// Pointers are raw (T* is float or double by the dtype code); per-row scalars are double,
-// counters int64. Shapes: N items, M chains per item, B = N·M rows, K latent, P data.
+// Each op's arguments are one X-macro list of (type, name) fields: it expands into the struct
+// here and into one named Python property per field in bindings.cpp, so a field is declared
+// once and Python sets it by name (rdfast/backends/native.py), never by position. Pointers are
+// raw addresses (T* is float or double by the dtype code); per-row scalars are double, counters
+// int64. Shapes: N items, M chains per item, B = N·M rows, K latent, P data.
+//
+// The enums mirror rdfast/backends/spec.py (the module exports them; a test compares).
 #pragma once
 
 #include <cstdint>
@@ -24,84 +29,95 @@ struct Scalar {
   RDFAST_HD V get() const { return at ? *at : value; }
 };
 
-enum DType : int { kFloat32 = 0, kFloat64 = 1 };
-enum Kind : int { kGaussianNll = 0, kBernoulliNll = 1, kSquaredError = 2 };  // protocol.KINDS
-enum LogvarMode : int { kLogvarNone = 0, kLogvarScalar = 1, kLogvarPerPixel = 2, kLogvarPerRow = 3 };
+// Enumerators as X-macro lists (name, value), exported to Python by name.
+#define RDFAST_ENUM_DTYPE(E) E(FLOAT32, 0) E(FLOAT64, 1)
+#define RDFAST_ENUM_KIND(E) E(GAUSSIAN_NLL, 0) E(BERNOULLI_NLL, 1) E(SQUARED_ERROR, 2)
+#define RDFAST_ENUM_LOGVAR_LAYOUT(E) E(NONE, 0) E(SCALAR, 1) E(PER_PIXEL, 2) E(PER_ROW, 3)
+#define RDFAST_ENUM_METRIC_LAYOUT(E) E(IDENTITY, 0)
 
-struct DistortionArgs {
-  int kind;
-  int logvar_mode;
-  const void* x;        // [N, P] T
-  const void* xhat;     // [B, P] T
-  const void* logvar;   // none | [1] | [P] | [B, P] T
-  double* d;            // [B]
-  void* grad_xhat;      // [B, P] T
-  void* grad_logvar;    // [B, P] T (per-row logvar only)
-  int64_t n_items;      // N
-  int64_t n_chains;     // M
-  int64_t size;         // P
-};
+#define RDFAST_ENUMERATOR(name, value) name = value,
+enum class DType : int { RDFAST_ENUM_DTYPE(RDFAST_ENUMERATOR) };
+enum class Kind : int { RDFAST_ENUM_KIND(RDFAST_ENUMERATOR) };
+enum class LogvarLayout : int { RDFAST_ENUM_LOGVAR_LAYOUT(RDFAST_ENUMERATOR) };
+enum class MetricLayout : int { RDFAST_ENUM_METRIC_LAYOUT(RDFAST_ENUMERATOR) };
+#undef RDFAST_ENUMERATOR
 
-struct LeapfrogBeginArgs {
-  const void* z0;              // [B, K] T
-  const void* g0;              // [B, K] T
-  const double* d0;            // [B]
-  void* p;                     // [B, K] T, fresh momenta on entry
-  void* z;                     // [B, K] T, out
-  double* logw;                // [B]
-  double* h0;                  // [B], out
-  Scalar<double> beta;
-  Scalar<double> dbeta;
-  const double* eps;           // [B]
-  const double* prior_energy;  // [B] or null (standard normal)
-  const void* prior_grad;      // [B, K] T or null (standard normal)
-  int64_t rows;                // B
-  int64_t dim;                 // K
-};
+#define RDFAST_DISTORTION_ARGS(F) \
+  F(int, kind)                    /* rdfast::Kind */ \
+  F(int, logvar_layout)           /* rdfast::LogvarLayout */ \
+  F(const void*, x)               /* [N, P] T */ \
+  F(const void*, xhat)            /* [B, P] T */ \
+  F(const void*, logvar)          /* none | [1] | [P] | [B, P] T */ \
+  F(double*, d)                   /* [B] */ \
+  F(void*, grad_xhat)             /* [B, P] T */ \
+  F(void*, grad_logvar)           /* [B, P] T (per-row logvar only) */ \
+  F(int64_t, n_items)             /* N */ \
+  F(int64_t, n_chains)            /* M */ \
+  F(int64_t, size)                /* P */
 
-// leapfrog_step (full kick and drift) and leapfrog_end (half kick).
-struct LeapfrogArgs {
-  void* z;                 // [B, K] T
-  const void* g;           // [B, K] T
-  void* p;                 // [B, K] T
-  Scalar<double> beta;
-  const double* eps;       // [B]
-  const void* prior_grad;  // [B, K] T or null
-  int64_t rows;
-  int64_t dim;
-};
+#define RDFAST_LEAPFROG_BEGIN_ARGS(F) \
+  F(const void*, z0)              /* [B, K] T, current state */ \
+  F(const void*, g0)              /* [B, K] T, its ∇d */ \
+  F(const double*, d0)            /* [B], its d */ \
+  F(void*, p)                     /* [B, K] T, fresh momenta in, after the half kick out */ \
+  F(void*, z)                     /* [B, K] T, out: after the first drift */ \
+  F(double*, logw)                /* [B] */ \
+  F(double*, h0)                  /* [B], out */ \
+  F(Scalar<double>, beta) \
+  F(Scalar<double>, dbeta) \
+  F(const double*, eps)           /* [B] */ \
+  F(int, metric)                  /* rdfast::MetricLayout */ \
+  F(const double*, prior_energy)  /* [B] or null (standard normal) */ \
+  F(const void*, prior_grad)      /* [B, K] T or null (standard normal) */ \
+  F(int64_t, rows)                /* B */ \
+  F(int64_t, dim)                 /* K */
 
-struct MetropolisArgs {
-  void* z0;                    // [B, K] T, current state, updated
-  void* g0;                    // [B, K] T
-  double* d0;                  // [B]
-  const void* z;               // [B, K] T, proposal
-  const void* g;               // [B, K] T
-  const double* d;             // [B]
-  const void* p;               // [B, K] T, final momenta
-  const double* h0;            // [B]
-  const double* u;             // [B] uniforms
-  Scalar<double> beta;
-  double* eps;                 // [B]
-  double* accept_stat;         // [B]
-  int64_t* n_accept;           // [B]
-  int64_t* n_diverge;          // [B]
-  int adapt;                   // rdfast::Adapt
-  double target;
-  Scalar<int64_t> t;           // transitions so far, this one included
-  const double* prior_energy;  // [B] at the proposal, or null
-  int64_t rows;
-  int64_t dim;
-};
+// leapfrog_step (full kick and drift) and leapfrog_end (half kick; ignores the metric).
+#define RDFAST_LEAPFROG_ARGS(F) \
+  F(void*, z)                     /* [B, K] T */ \
+  F(const void*, g)               /* [B, K] T */ \
+  F(void*, p)                     /* [B, K] T */ \
+  F(Scalar<double>, beta) \
+  F(const double*, eps)           /* [B] */ \
+  F(int, metric)                  /* rdfast::MetricLayout */ \
+  F(const void*, prior_grad)      /* [B, K] T or null */ \
+  F(int64_t, rows) \
+  F(int64_t, dim)
 
-struct RecordArgs {
-  const double* logw;  // [B]
-  const double* d;     // [B]
-  double* log_z;       // [N]
-  double* dist;        // [N]
-  double* ess;         // [N]
-  int64_t n_items;
-  int64_t n_chains;
-};
+#define RDFAST_METROPOLIS_ARGS(F) \
+  F(void*, z0)                    /* [B, K] T, current state, updated */ \
+  F(void*, g0)                    /* [B, K] T */ \
+  F(double*, d0)                  /* [B] */ \
+  F(const void*, z)               /* [B, K] T, proposal */ \
+  F(const void*, g)               /* [B, K] T */ \
+  F(const double*, d)             /* [B] */ \
+  F(const void*, p)               /* [B, K] T, final momenta */ \
+  F(const double*, h0)            /* [B] */ \
+  F(const double*, u)             /* [B] uniforms */ \
+  F(Scalar<double>, beta) \
+  F(double*, accepted)            /* [B] out: 1 or 0 */ \
+  F(double*, accept_prob)         /* [B] out: min(1, e^{H0 − H1}), 0 for a divergence */ \
+  F(int64_t*, n_accept)           /* [B] */ \
+  F(int64_t*, n_diverge)          /* [B] */ \
+  F(int, metric)                  /* rdfast::MetricLayout */ \
+  F(const double*, prior_energy)  /* [B] at the proposal, or null */ \
+  F(int64_t, rows) \
+  F(int64_t, dim)
+
+#define RDFAST_RECORD_ARGS(F) \
+  F(const double*, logw)          /* [B] */ \
+  F(const double*, d)             /* [B] */ \
+  F(double*, log_z)               /* [N] */ \
+  F(double*, dist)                /* [N] */ \
+  F(double*, ess)                 /* [N] */ \
+  F(int64_t, n_items) \
+  F(int64_t, n_chains)
+
+#define RDFAST_FIELD(type, name) type name;
+struct DistortionArgs { RDFAST_DISTORTION_ARGS(RDFAST_FIELD) };
+struct LeapfrogBeginArgs { RDFAST_LEAPFROG_BEGIN_ARGS(RDFAST_FIELD) };
+struct LeapfrogArgs { RDFAST_LEAPFROG_ARGS(RDFAST_FIELD) };
+struct MetropolisArgs { RDFAST_METROPOLIS_ARGS(RDFAST_FIELD) };
+struct RecordArgs { RDFAST_RECORD_ARGS(RDFAST_FIELD) };
 
 }  // namespace rdfast

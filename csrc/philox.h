@@ -13,16 +13,17 @@
 
 namespace rdfast {
 
-struct PhiloxArgs {
-  uint64_t seed;           // key: low and high 32 bits
-  const int64_t* items;    // [N] global item indices (counter word 2: their low 32 bits)
-  int64_t n_items;         // N
-  int64_t n_chains;        // M (counter word 1 runs over chains)
-  int64_t n_blocks;        // counter word 0 runs over 0 .. n_blocks − 1
-  Scalar<int64_t> step;    // counter word 3 is step · 4 + stream (low 32 bits)
-  int stream;              // 0 .. 3
-  int64_t* words;          // [4, N, M, n_blocks] out: the four uint32 words as int64
-};
+#define RDFAST_PHILOX_ARGS(F) \
+  F(uint64_t, seed)               /* key: low and high 32 bits */ \
+  F(const int64_t*, items)        /* [N] global item indices (counter word 2: their low 32 bits) */ \
+  F(int64_t, n_items)             /* N */ \
+  F(int64_t, n_chains)            /* M (counter word 1 runs over chains) */ \
+  F(int64_t, n_blocks)            /* counter word 0 runs over 0 .. n_blocks − 1 */ \
+  F(Scalar<int64_t>, step)        /* counter word 3 is step · 4 + stream (low 32 bits) */ \
+  F(int, stream)                  /* 0 .. 3 */ \
+  F(int64_t*, words)              /* [4, N, M, n_blocks] out: the four uint32 words as int64 */
+
+struct PhiloxArgs { RDFAST_PHILOX_ARGS(RDFAST_FIELD) };
 
 // The four words of counter element i of [N, M, n_blocks] (c3 already computed), into out[4].
 RDFAST_HD void philox_element(const PhiloxArgs& a, uint32_t c3, int64_t i, int64_t count) {

@@ -1,9 +1,10 @@
 // Per-row maths of the fused AIS/HMC ops, shared by the CPU and CUDA kernels.
 //
-// One definition of every formula of rdfast.backends.torch_backend: the distortion terms
-// and their gradients, the leapfrog kick, the Hamiltonian, the accept rule and the step-size
-// adaptation. Element maths runs in the compute dtype T (float or double), like the
-// reference; sums and per-row scalars are double.
+// One definition of every formula of rdfast.backends.reference: the distortion terms and
+// their gradients, the leapfrog kick, the metric's drift and kinetic energy, the Hamiltonian and
+// the accept rule. Element maths runs in the compute dtype T (float or double), like the
+// reference; sums and per-row scalars are double. (Step-size adaptation is not a kernel's
+// business: rdfast.sampling.adapt updates ε from the accept indicators metropolis writes.)
 #pragma once
 
 #include <cmath>
@@ -16,12 +17,6 @@
 namespace rdfast {
 
 constexpr double kLog2Pi = 1.8378770664093453;  // log(2π)
-constexpr double kEmaDecay = 0.9;
-constexpr double kEmaWeight = 1.0 - kEmaDecay;  // the reference's (1 − 0.9), rounded alike
-constexpr double kEpsGrow = 1.02;
-constexpr double kEpsShrink = 0.98;
-constexpr double kEpsMin = 1e-4;
-constexpr double kEpsMax = 0.5;
 constexpr float kSoftplusThreshold = 20.0f;  // torch.nn.functional.softplus: x > 20 -> x
 
 // ---- elementary functions ------------------------------------------------------------
@@ -81,18 +76,18 @@ RDFAST_HD double squared_term(T x, T xhat, T* grad_xhat) {
 // Element j of a row: writes ∂d/∂x̂ (and ∂d/∂v for per-row logvar), returns its d-term.
 // x, xhat, grad, grad_v point at the row (x at its item); logvar at the row for per-row
 // logvar, else at the [1] or [P] array.
-template <class T, int kKind, int kLogvar>
+template <class T, Kind kKind, LogvarLayout kLogvar>
 RDFAST_HD double distortion_element(const T* x, const T* xhat, const T* logvar, T* grad, T* grad_v,
                                     int64_t j) {
-  if constexpr (kKind == kGaussianNll) {
+  if constexpr (kKind == Kind::GAUSSIAN_NLL) {
     T v = T(0);
-    if constexpr (kLogvar == kLogvarScalar) v = logvar[0];
-    if constexpr (kLogvar == kLogvarPerPixel || kLogvar == kLogvarPerRow) v = logvar[j];
+    if constexpr (kLogvar == LogvarLayout::SCALAR) v = logvar[0];
+    if constexpr (kLogvar == LogvarLayout::PER_PIXEL || kLogvar == LogvarLayout::PER_ROW) v = logvar[j];
     T gv;
     const double term = gaussian_term(x[j], xhat[j], v, &grad[j], &gv);
-    if constexpr (kLogvar == kLogvarPerRow) grad_v[j] = gv;
+    if constexpr (kLogvar == LogvarLayout::PER_ROW) grad_v[j] = gv;
     return term;
-  } else if constexpr (kKind == kBernoulliNll) {
+  } else if constexpr (kKind == Kind::BERNOULLI_NLL) {
     return bernoulli_term(x[j], xhat[j], &grad[j]);
   } else {
     return squared_term(x[j], xhat[j], &grad[j]);
@@ -100,9 +95,9 @@ RDFAST_HD double distortion_element(const T* x, const T* xhat, const T* logvar, 
 }
 
 // d of a row from the sum of its P element terms (gaussian_nll adds P log 2π and halves).
-template <int kKind>
+template <Kind kKind>
 RDFAST_HD double distortion_row(double term_sum, int64_t size) {
-  if constexpr (kKind == kGaussianNll) return 0.5 * (term_sum + static_cast<double>(size) * kLog2Pi);
+  if constexpr (kKind == Kind::GAUSSIAN_NLL) return 0.5 * (term_sum + static_cast<double>(size) * kLog2Pi);
   return term_sum;
 }
 
@@ -114,43 +109,43 @@ RDFAST_HD T kick(T p, T prior_grad, T g, T beta, T step) {
   return p - step * (prior_grad + beta * g);
 }
 
-// H = E(z) + β d + ½‖p‖², with E = ½‖z‖² or the given prior energy.
-RDFAST_HD double hamiltonian(double prior_energy, double beta, double d, double sum_sq_p) {
-  return prior_energy + beta * d + 0.5 * sum_sq_p;
+// The metric M⁻¹ of one row: the drift velocity (M⁻¹p)_j and the terms p_j (M⁻¹p)_j of the
+// kinetic energy K = ½ Σ_j p_j (M⁻¹p)_j. One specialisation per rdfast::MetricLayout.
+template <class T, MetricLayout kMetric>
+struct RowMetric;
+
+template <class T>
+struct RowMetric<T, MetricLayout::IDENTITY> {
+  template <class Args>
+  RDFAST_HD RowMetric(const Args&, int64_t) {}
+  RDFAST_HD T velocity(int64_t, T p) const { return p; }
+  RDFAST_HD double kinetic_term(int64_t, T p) const { return static_cast<double>(p) * static_cast<double>(p); }
+};
+
+// H = E(z) + β d + K, with E = ½‖z‖² or the given prior energy and K = ½ Σ kinetic terms.
+RDFAST_HD double hamiltonian(double prior_energy, double beta, double d, double kinetic_sum) {
+  return prior_energy + beta * d + 0.5 * kinetic_sum;
 }
 
-// ---- Metropolis and adaptation --------------------------------------------------------
+// ---- Metropolis ------------------------------------------------------------------------
 
 // Accept iff H1 is finite and log u < H0 − H1.
 RDFAST_HD bool accepts(double h0, double h1, double u) {
   return std::isfinite(h1) && std::log(u) < h0 - h1;
 }
 
-enum Adapt : int { kAdaptNone = 0, kAdaptEma = 1, kAdaptCumulative = 2 };
-
-// The acceptance statistic after this transition: n_accept / t (cumulative) or the EMA.
-RDFAST_HD double accept_stat_after(int adapt, double stat, bool accepted, int64_t n_accept, int64_t t) {
-  if (adapt == kAdaptCumulative) return static_cast<double>(n_accept) / static_cast<double>(t);
-  return stat * kEmaDecay + kEmaWeight * (accepted ? 1.0 : 0.0);
-}
-
-// ε ← clamp(ε · (1.02 if stat > target else 0.98), 1e-4, 0.5).
-RDFAST_HD double adapted_step(double eps, double stat, double target) {
-  const double e = eps * (stat > target ? kEpsGrow : kEpsShrink);
-  return e < kEpsMin ? kEpsMin : (e > kEpsMax ? kEpsMax : e);
-}
-
 // The per-row scalars after the accept decision: divergence and acceptance counters, the
-// cached distortion of the selected state, the statistic and (when adapting) ε.
+// cached distortion of the selected state, the accept indicator and probability.
 RDFAST_HD void finish_row(const MetropolisArgs& a, int64_t r, double h1, bool accepted) {
-  if (!std::isfinite(h1)) a.n_diverge[r] += 1;
+  const bool finite = std::isfinite(h1);
+  if (!finite) a.n_diverge[r] += 1;
   if (accepted) {
     a.d0[r] = a.d[r];
     a.n_accept[r] += 1;
   }
-  const double stat = accept_stat_after(a.adapt, a.accept_stat[r], accepted, a.n_accept[r], a.t.get());
-  a.accept_stat[r] = stat;
-  if (a.adapt != kAdaptNone) a.eps[r] = adapted_step(a.eps[r], stat, a.target);
+  const double ratio = std::exp(a.h0[r] - h1);
+  a.accepted[r] = accepted ? 1.0 : 0.0;
+  a.accept_prob[r] = finite ? (ratio > 1.0 ? 1.0 : ratio) : 0.0;  // NaN stays NaN, as torch.clamp
 }
 
 // ---- record --------------------------------------------------------------------------

@@ -12,15 +12,15 @@ import math
 import triton
 import triton.language as tl
 
+from rdfast.backends.spec import Kind, LogvarLayout
+
 from .numerics import sigmoid, softplus
 
-GAUSSIAN_NLL = tl.constexpr(0)
-BERNOULLI_NLL = tl.constexpr(1)
-SQUARED_ERROR = tl.constexpr(2)
-
-LOGVAR_SHARED = tl.constexpr(0)  # v [1]
-LOGVAR_PIXEL = tl.constexpr(1)   # v [P], shared by all rows
-LOGVAR_ROW = tl.constexpr(2)     # v [B, P], one per row (its gradient is written too)
+GAUSSIAN_NLL = tl.constexpr(int(Kind.GAUSSIAN_NLL))
+BERNOULLI_NLL = tl.constexpr(int(Kind.BERNOULLI_NLL))
+LOGVAR_SCALAR = tl.constexpr(int(LogvarLayout.SCALAR))  # v [1]
+LOGVAR_PIXEL = tl.constexpr(int(LogvarLayout.PER_PIXEL))  # v [P], shared by all rows
+LOGVAR_ROW = tl.constexpr(int(LogvarLayout.PER_ROW))  # v [B, P], one per row (its gradient is written too)
 
 LOG_2PI = tl.constexpr(math.log(2.0 * math.pi))
 
@@ -50,8 +50,10 @@ def distortion_kernel(
                 v = tl.load(logvar_ptr + at_row, mask=mask, other=0.0)
             elif LOGVAR == LOGVAR_PIXEL:
                 v = tl.load(logvar_ptr + cols, mask=col_ok, other=0.0)[None, :]
-            else:
+            elif LOGVAR == LOGVAR_SCALAR:
                 v = tl.load(logvar_ptr)
+            else:
+                v = tl.zeros([BLOCK_ROWS, BLOCK_COLS], dtype=xhat.dtype)
             diff = xhat - x
             precision = tl.exp(-v)
             scaled_sq = diff * diff * precision

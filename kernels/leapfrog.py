@@ -1,16 +1,17 @@
-"""Leapfrog integration of Hamiltonian dynamics for U(z) = E(z) + β d(z), kinetic ½‖p‖².
+"""Leapfrog integration of Hamiltonian dynamics for U(z) = E(z) + β d(z), kinetic ½ pᵀM⁻¹p.
 
 ∇U = ∇E + β g with g = ∇_z d cached per row; ∇E = z (standard normal prior) unless a
 prior gradient [B, K] is given. The step size ε [B] (float64) is rounded to the dtype T of
 z before use, and β likewise in the kick, as the torch reference does. β and Δβ are kernel
 arguments, or (BETA_AT / DBETA_AT) float64 numbers in memory read at launch.
-  begin: logw −= Δβ·d0;  h0 = E(z0) + β d0 + ½‖p‖²;  p −= ½ε ∇U(z0);  z = z0 + ε p
-  step:  p −= ε ∇U(z);  z += ε p
+  begin: logw −= Δβ·d0;  h0 = E(z0) + β d0 + K(p);  p −= ½ε ∇U(z0);  z = z0 + ε M⁻¹p
+  step:  p −= ε ∇U(z);  z += ε M⁻¹p
   end:   p −= ½ε ∇U(z)
 """
 import triton
 import triton.language as tl
 
+from .metric import kinetic_terms, velocity
 from .numerics import scalar_f64
 
 
@@ -29,8 +30,8 @@ def _grad_potential(z, g_ptr, prior_grad_ptr, at, mask, beta, HAS_PRIOR_GRAD: tl
 def leapfrog_begin_kernel(
     z0_ptr, g0_ptr, d0_ptr, p_ptr, z_ptr, logw_ptr, h0_ptr, eps_ptr, prior_energy_ptr, prior_grad_ptr,
     beta_at_ptr, dbeta_at_ptr, n_rows, n_cols, beta: tl.float64, dbeta: tl.float64,
-    HAS_PRIOR_ENERGY: tl.constexpr, HAS_PRIOR_GRAD: tl.constexpr, BETA_AT: tl.constexpr, DBETA_AT: tl.constexpr,
-    BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr,
+    METRIC: tl.constexpr, HAS_PRIOR_ENERGY: tl.constexpr, HAS_PRIOR_GRAD: tl.constexpr, BETA_AT: tl.constexpr,
+    DBETA_AT: tl.constexpr, BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr,
 ):
     """Weight update, initial energy h0 [B], first half kick and first drift for BLOCK_ROWS rows."""
     dtype = z0_ptr.dtype.element_ty
@@ -41,7 +42,7 @@ def leapfrog_begin_kernel(
     row_start = rows.to(tl.int64)[:, None] * n_cols  # [R, 1]
     eps = tl.load(eps_ptr + rows, mask=row_ok, other=0.0).to(dtype)[:, None]  # [R, 1]
     z_sq = tl.zeros([BLOCK_ROWS], dtype=tl.float64)
-    p_sq = tl.zeros([BLOCK_ROWS], dtype=tl.float64)
+    kinetic = tl.zeros([BLOCK_ROWS], dtype=tl.float64)
     for start in range(0, n_cols, BLOCK_COLS):
         cols = start + tl.arange(0, BLOCK_COLS)  # [C]
         mask = row_ok[:, None] & (cols < n_cols)[None, :]  # [R, C]
@@ -51,17 +52,16 @@ def leapfrog_begin_kernel(
         if not HAS_PRIOR_ENERGY:
             z64 = z0.to(tl.float64)
             z_sq += tl.sum(z64 * z64, axis=1)
-        p64 = p.to(tl.float64)
-        p_sq += tl.sum(p64 * p64, axis=1)
+        kinetic += tl.sum(kinetic_terms(p, METRIC), axis=1)
         p = p - 0.5 * eps * _grad_potential(z0, g0_ptr, prior_grad_ptr, at, mask, beta_t, HAS_PRIOR_GRAD)
         tl.store(p_ptr + at, p, mask=mask)
-        tl.store(z_ptr + at, z0 + eps * p, mask=mask)
+        tl.store(z_ptr + at, z0 + eps * velocity(p, METRIC), mask=mask)
     if HAS_PRIOR_ENERGY:
         prior_energy = tl.load(prior_energy_ptr + rows, mask=row_ok, other=0.0)
     else:
         prior_energy = 0.5 * z_sq
     d0 = tl.load(d0_ptr + rows, mask=row_ok, other=0.0)
-    tl.store(h0_ptr + rows, prior_energy + beta64 * d0 + 0.5 * p_sq, mask=row_ok)
+    tl.store(h0_ptr + rows, prior_energy + beta64 * d0 + 0.5 * kinetic, mask=row_ok)
     logw = tl.load(logw_ptr + rows, mask=row_ok, other=0.0)
     tl.store(logw_ptr + rows, logw - scalar_f64(dbeta, dbeta_at_ptr, DBETA_AT) * d0, mask=row_ok)
 
@@ -70,10 +70,10 @@ def leapfrog_begin_kernel(
 def leapfrog_kick_kernel(
     z_ptr, g_ptr, p_ptr, eps_ptr, prior_grad_ptr, beta_at_ptr,
     n_rows, n_cols, beta: tl.float64,
-    LAST: tl.constexpr, HAS_PRIOR_GRAD: tl.constexpr, BETA_AT: tl.constexpr,
+    LAST: tl.constexpr, METRIC: tl.constexpr, HAS_PRIOR_GRAD: tl.constexpr, BETA_AT: tl.constexpr,
     BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr,
 ):
-    """For BLOCK_ROWS rows: full kick then drift (p −= ε∇U; z += εp), or with LAST the final
+    """For BLOCK_ROWS rows: full kick then drift (p −= ε∇U; z += ε M⁻¹p), or with LAST the final
     half kick alone (p −= ½ε∇U)."""
     dtype = z_ptr.dtype.element_ty
     beta_t = scalar_f64(beta, beta_at_ptr, BETA_AT).to(dtype)
@@ -92,5 +92,5 @@ def leapfrog_kick_kernel(
             p = p - 0.5 * eps * grad
         else:
             p = p - eps * grad
-            tl.store(z_ptr + at, z + eps * p, mask=mask)
+            tl.store(z_ptr + at, z + eps * velocity(p, METRIC), mask=mask)
         tl.store(p_ptr + at, p, mask=mask)

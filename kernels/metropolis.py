@@ -1,29 +1,26 @@
-"""Metropolis end of an HMC transition, step-size statistics and adaptation, per row.
+"""Metropolis end of an HMC transition, per row.
 
-  H1 = E(z) + β d + ½‖p‖²  (float64; E = ½‖z‖² unless a prior energy [B] is given)
+  H1 = E(z) + β d + K(p)  (float64; E = ½‖z‖² unless a prior energy [B] is given)
   accept = H1 finite ∧ log u < h0 − H1;  a non-finite H1 is a divergence (and a rejection)
   accepted rows: (z0, g0, d0) ← (z, g, d), by masked stores (a selection: rejected rows are
   neither read nor written, so a rejected NaN cannot leak)
+  accepted = 1 or 0;  accept_prob = min(1, e^{h0 − H1}) (0 for a divergence)
   n_accept += accept;  n_diverge += ¬finite
-  statistic a: n_accept / t (CUMULATIVE) else EMA_DECAY·a + (1 − EMA_DECAY)·accept
-  ADAPT: ε ← clamp(ε · (eps_grow if a > target else eps_shrink), EPS_MIN, EPS_MAX)
-β and t are kernel arguments, or (BETA_AT / T_AT) numbers in memory read at launch.
+β is a kernel argument, or (BETA_AT) a float64 number in memory read at launch.
 """
 import triton
 import triton.language as tl
 
-from .numerics import as_float64, is_finite, scalar_f64
+from .metric import kinetic_terms
+from .numerics import is_finite, scalar_f64
 
 
-@triton.jit(do_not_specialize=["t"])  # t changes every transition: one compiled kernel for all
+@triton.jit
 def metropolis_kernel(
-    z0_ptr, g0_ptr, d0_ptr, z_ptr, g_ptr, d_ptr, p_ptr, h0_ptr, u_ptr, eps_ptr,
-    accept_stat_ptr, n_accept_ptr, n_diverge_ptr, prior_energy_ptr, beta_at_ptr, t_at_ptr,
-    n_rows, n_cols, t, beta: tl.float64, target: tl.float64, eps_grow: tl.float64, eps_shrink: tl.float64,
-    HAS_PRIOR_ENERGY: tl.constexpr, ADAPT: tl.constexpr, CUMULATIVE: tl.constexpr,
-    BETA_AT: tl.constexpr, T_AT: tl.constexpr,
-    EMA_DECAY: tl.constexpr,
-    EPS_MIN: tl.constexpr, EPS_MAX: tl.constexpr,
+    z0_ptr, g0_ptr, d0_ptr, z_ptr, g_ptr, d_ptr, p_ptr, h0_ptr, u_ptr, accepted_ptr, accept_prob_ptr,
+    n_accept_ptr, n_diverge_ptr, prior_energy_ptr, beta_at_ptr,
+    n_rows, n_cols, beta: tl.float64,
+    METRIC: tl.constexpr, HAS_PRIOR_ENERGY: tl.constexpr, BETA_AT: tl.constexpr,
     BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr,
 ):
     """Accept/reject BLOCK_ROWS proposals (z, g, d, p) against the states (z0, g0, d0) in place."""
@@ -31,7 +28,7 @@ def metropolis_kernel(
     row_ok = rows < n_rows
     row_start = rows.to(tl.int64)[:, None] * n_cols  # [R, 1]
     z_sq = tl.zeros([BLOCK_ROWS], dtype=tl.float64)
-    p_sq = tl.zeros([BLOCK_ROWS], dtype=tl.float64)
+    kinetic = tl.zeros([BLOCK_ROWS], dtype=tl.float64)
     for start in range(0, n_cols, BLOCK_COLS):
         cols = start + tl.arange(0, BLOCK_COLS)  # [C]
         mask = row_ok[:, None] & (cols < n_cols)[None, :]  # [R, C]
@@ -39,14 +36,14 @@ def metropolis_kernel(
         if not HAS_PRIOR_ENERGY:
             z = tl.load(z_ptr + at, mask=mask, other=0.0).to(tl.float64)
             z_sq += tl.sum(z * z, axis=1)
-        p = tl.load(p_ptr + at, mask=mask, other=0.0).to(tl.float64)
-        p_sq += tl.sum(p * p, axis=1)
+        p = tl.load(p_ptr + at, mask=mask, other=0.0)
+        kinetic += tl.sum(kinetic_terms(p, METRIC), axis=1)
     if HAS_PRIOR_ENERGY:
         prior_energy = tl.load(prior_energy_ptr + rows, mask=row_ok, other=0.0)
     else:
         prior_energy = 0.5 * z_sq
     d = tl.load(d_ptr + rows, mask=row_ok, other=0.0)
-    h1 = prior_energy + scalar_f64(beta, beta_at_ptr, BETA_AT) * d + 0.5 * p_sq  # [R]
+    h1 = prior_energy + scalar_f64(beta, beta_at_ptr, BETA_AT) * d + 0.5 * kinetic  # [R]
     finite = is_finite(h1)
     h0 = tl.load(h0_ptr + rows, mask=row_ok, other=0.0)
     u = tl.load(u_ptr + rows, mask=row_ok, other=1.0)
@@ -65,14 +62,6 @@ def metropolis_kernel(
     tl.store(n_diverge_ptr + rows, n_diverge + tl.where(finite, 0, 1).to(tl.int64), mask=row_ok)
     n_accept = tl.load(n_accept_ptr + rows, mask=row_ok, other=0) + accept.to(tl.int64)
     tl.store(n_accept_ptr + rows, n_accept, mask=row_ok)
-    if CUMULATIVE:
-        stat = n_accept.to(tl.float64) / scalar_f64(t, t_at_ptr, T_AT)
-    else:
-        stat = tl.load(accept_stat_ptr + rows, mask=row_ok, other=0.0)
-        stat = stat * EMA_DECAY + (1.0 - EMA_DECAY) * accept.to(tl.float64)
-    tl.store(accept_stat_ptr + rows, stat, mask=row_ok)
-    if ADAPT:
-        eps = tl.load(eps_ptr + rows, mask=row_ok, other=1.0)
-        factor = tl.where(stat > as_float64(target), as_float64(eps_grow), as_float64(eps_shrink))  # float64 factors
-        eps = tl.minimum(tl.maximum(eps * factor, EPS_MIN), EPS_MAX)
-        tl.store(eps_ptr + rows, eps, mask=row_ok)
+    tl.store(accepted_ptr + rows, accept.to(tl.float64), mask=row_ok)
+    ratio = tl.exp(tl.where(finite, h0 - h1, 0.0))
+    tl.store(accept_prob_ptr + rows, tl.where(finite, tl.where(ratio > 1.0, 1.0, ratio), 0.0), mask=row_ok)

@@ -38,10 +38,15 @@ def is_infinite(x):
     return tl.abs(x) == INF
 
 
+SOFTPLUS_THRESHOLD = tl.constexpr(20.0)  # torch.nn.functional.softplus: x above it gives x itself
+
+
 @triton.jit
 def softplus(x):
-    """log(1 + eˣ) = max(x, 0) + log(1 + e^{−|x|}): no overflow for any x."""
-    return tl.maximum(x, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(x)))
+    """log(1 + eˣ) = max(x, 0) + log(1 + e^{−|x|}) (no overflow for any x), and x above the
+    threshold, as the reference."""
+    smooth = tl.maximum(x, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(x)))
+    return tl.where(x > SOFTPLUS_THRESHOLD, x, smooth)
 
 
 @triton.jit

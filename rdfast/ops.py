@@ -6,7 +6,8 @@ six functions on their own arrays: torch tensors, NumPy arrays, or any object wi
 written in place, so they must be writable, contiguous and of the stated dtype and shape
 (an error names the argument otherwise: nothing is ever copied behind your back). Each call
 runs on the arrays' device with the compiled backend (``cpu`` or ``cuda``), or with the torch
-reference when the extension is not built.
+reference when the extension is not built. The contract of every op is
+``rdfast.backends.spec.OPS``; the kinetic energy here is ½‖p‖² (identity metric).
 
 Shapes: N items, M chains per item, B = N·M rows in data-major order (row r = n·M + m),
 K latent numbers, P data numbers per item. ``T`` is float32 or float64 (data, decoder
@@ -14,9 +15,9 @@ outputs, states, momenta, gradients); per-row scalars are float64; counters int6
 Potential U(z) = E(z) + β d(z) with E = ½‖z‖² (standard normal prior) unless
 ``prior_energy`` [B] and ``prior_grad`` [B, K] are given; g = ∇_z d.
 
-The scalars β, Δβ (float64) and t (int64) are numbers, or 0-d arrays on the arrays' device:
-those are read by the kernel when it runs, so a device-resident loop never synchronises with
-the host and a CUDA graph that captured the call follows their current values.
+The scalars β and Δβ (float64) are numbers, or 0-d arrays on the arrays' device: those are read
+by the kernel when it runs, so a device-resident loop never synchronises with the host and a
+CUDA graph that captured the call follows their current values.
 """
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ import warnings
 import numpy as np
 import torch
 
-from .backends import cpu as _cpu
-from .backends.protocol import ADAPT_CODES, KINDS
+from .backends import spec
+from .backends.spec import KINDS
 
 __all__ = ["distortion", "leapfrog_begin", "leapfrog_step", "leapfrog_end", "metropolis", "record", "KINDS"]
 
@@ -42,9 +43,8 @@ def distortion(kind, x, xhat, logvar, d, grad_xhat, grad_logvar, n_chains):
       bernoulli_nll: d = Σ_j softplus(x̂_j) − x_j x̂_j  (x̂ are logits);  ∂d/∂x̂ = σ(x̂) − x
       squared_error: d = Σ_j (x_j − x̂_j)²;  ∂d/∂x̂ = 2 (x̂ − x)
     """
-    a = _tensors("distortion", x=x, xhat=xhat, d=d, grad_xhat=grad_xhat, grad_logvar=grad_logvar)
-    a["logvar"] = _tensor("distortion", "logvar", logvar, out=False)
-    _backend("distortion", a, n_chains).distortion(kind=kind, n_chains=n_chains, **a)
+    _run("distortion", kind=kind, x=x, xhat=xhat, logvar=logvar, d=d, grad_xhat=grad_xhat, grad_logvar=grad_logvar,
+         n_chains=n_chains)
 
 
 def leapfrog_begin(z0, g0, d0, p, z, logw, h0, beta, dbeta, eps, prior_energy=None, prior_grad=None):
@@ -55,10 +55,8 @@ def leapfrog_begin(z0, g0, d0, p, z, logw, h0, beta, dbeta, eps, prior_energy=No
     z [B, K] T (written); logw [B] f64 (updated); h0 [B] f64 (written); eps [B] f64;
     beta, dbeta: β_k and β_k − β_{k−1} (numbers or 0-d float64 arrays).
     """
-    a = _tensors("leapfrog_begin", z0=z0, g0=g0, d0=d0, p=p, z=z, logw=logw, h0=h0, eps=eps,
-                 prior_energy=prior_energy, prior_grad=prior_grad)
-    _backend("leapfrog_begin", a).leapfrog_begin(beta=_scalar("leapfrog_begin", "beta", beta, float),
-                                                 dbeta=_scalar("leapfrog_begin", "dbeta", dbeta, float), **a)
+    _run("leapfrog_begin", z0=z0, g0=g0, d0=d0, p=p, z=z, logw=logw, h0=h0, beta=beta, dbeta=dbeta, eps=eps,
+         prior_energy=prior_energy, prior_grad=prior_grad)
 
 
 def leapfrog_step(z, g, p, beta, eps, prior_grad=None):
@@ -66,37 +64,27 @@ def leapfrog_step(z, g, p, beta, eps, prior_grad=None):
 
     z [B, K] T (updated); g [B, K] T (∇d at z); p [B, K] T (updated); eps [B] f64.
     """
-    a = _tensors("leapfrog_step", z=z, g=g, p=p, eps=eps, prior_grad=prior_grad)
-    _backend("leapfrog_step", a).leapfrog_step(beta=_scalar("leapfrog_step", "beta", beta, float), **a)
+    _run("leapfrog_step", z=z, g=g, p=p, beta=beta, eps=eps, prior_grad=prior_grad)
 
 
 def leapfrog_end(z, g, p, beta, eps, prior_grad=None):
     """The final half kick: p −= ½ε ∇U(z).  z, g [B, K] T; p [B, K] T (updated); eps [B] f64."""
-    a = _tensors("leapfrog_end", z=z, g=g, p=p, eps=eps, prior_grad=prior_grad)
-    _backend("leapfrog_end", a).leapfrog_end(beta=_scalar("leapfrog_end", "beta", beta, float), **a)
+    _run("leapfrog_end", z=z, g=g, p=p, beta=beta, eps=eps, prior_grad=prior_grad)
 
 
-def metropolis(z0, g0, d0, z, g, d, p, h0, u, beta, eps, accept_stat, n_accept, n_diverge,
-               adapt, target, t, prior_energy=None):
+def metropolis(z0, g0, d0, z, g, d, p, h0, u, beta, accepted, accept_prob, n_accept, n_diverge, prior_energy=None):
     """End a transition: accept or reject the proposal (z, g, d, p), row by row, in place.
 
     H1 = U(z) + ½‖p‖²; accept iff H1 is finite and log u < h0 − H1 (a non-finite H1 counts
     as a divergence). Accepted rows copy (z, g, d) into (z0, g0, d0): whole rows, never a
-    blend. n_accept += accept; accept_stat ← 0.9·a + 0.1·accept, or n_accept / t when
-    adapt is "cumulative". Unless adapt is None: ε ← clamp(ε·(1.02 if a > target else 0.98),
-    1e-4, 0.5).
+    blend. Writes accepted (1 or 0) and accept_prob = min(1, e^{h0 − H1}) (0 for a divergence);
+    n_accept += accepted, n_diverge += divergence. Step-size adaptation is the caller's (it
+    reads accepted or accept_prob).
     z0, g0 [B, K] T, d0 [B] f64 (current state, updated); z, g, p [B, K] T, d [B] f64
-    (proposal); h0, u [B] f64; eps, accept_stat [B] f64 and n_accept, n_diverge [B] int64
-    (updated); adapt None | "ema" | "cumulative" (or its protocol code); t ≥ 1: transitions
-    so far, this one included.
+    (proposal); h0, u [B] f64; accepted, accept_prob [B] f64 and n_accept, n_diverge [B] int64.
     """
-    a = _tensors("metropolis", z0=z0, g0=g0, d0=d0, z=z, g=g, d=d, p=p, h0=h0, u=u, eps=eps,
-                 accept_stat=accept_stat, n_accept=n_accept, n_diverge=n_diverge, prior_energy=prior_energy)
-    code = ADAPT_CODES[adapt] if adapt in ADAPT_CODES else adapt
-    if code not in ADAPT_CODES.values():
-        raise ValueError(f"metropolis: adapt must be one of {list(ADAPT_CODES)}, got {adapt!r}")
-    _backend("metropolis", a).metropolis(beta=_scalar("metropolis", "beta", beta, float), adapt=code,
-                                         target=float(target), t=_scalar("metropolis", "t", t, int), **a)
+    _run("metropolis", z0=z0, g0=g0, d0=d0, z=z, g=g, d=d, p=p, h0=h0, u=u, beta=beta, accepted=accepted,
+         accept_prob=accept_prob, n_accept=n_accept, n_diverge=n_diverge, prior_energy=prior_energy)
 
 
 def record(logw, d, n_chains, log_z, dist, ess):
@@ -106,16 +94,22 @@ def record(logw, d, n_chains, log_z, dist, ess):
     log Ẑ = logsumexp_m log w − log M;  w̃ = softmax_m log w;  D̂ = Σ_m w̃ d (chains of zero
     weight add 0 even if their d is not finite);  ESS = 1 / Σ_m w̃².
     """
-    a = _tensors("record", logw=logw, d=d, log_z=log_z, dist=dist, ess=ess)
-    _backend("record", a, n_chains).record(n_chains=n_chains, **a)
+    _run("record", logw=logw, d=d, n_chains=n_chains, log_z=log_z, dist=dist, ess=ess)
 
 
 # ---- arrays in, backend out -----------------------------------------------------------
 
-def _tensors(op, **arrays):
-    """Wrap each array as a torch tensor without copying (None stays None)."""
-    signature = _cpu.SIGNATURES[op]
-    return {name: _tensor(op, name, a, out=signature[name].out) for name, a in arrays.items()}
+def _run(op, **kw):
+    """Wrap the arrays as torch tensors without copying, check them (``spec.bind``) and run the
+    compiled backend of their device, else the torch reference."""
+    arrays = spec.OPS[op].arrays
+    for name, value in kw.items():
+        if name in arrays or name == "logvar":
+            kw[name] = _tensor(op, name, value, out=name in arrays and arrays[name].out)
+        elif name in spec.OPS[op].scalars:
+            kw[name] = _scalar(op, name, value)
+    bound = spec.bind(op, {name: kw.get(name) for name in arrays}, kw.get("n_chains"))
+    _backend(bound.device).prepare(op, **kw)()
 
 
 def _tensor(op, name, a, out):
@@ -134,13 +128,12 @@ def _tensor(op, name, a, out):
                     f"or __array_interface__; got {type(a).__name__}")
 
 
-def _scalar(op, name, value, kind):
-    """A number as ``kind`` (float or int), or a 0-d float64 (int64 for int) array as a zero-copy
-    tensor, read at launch."""
+def _scalar(op, name, value):
+    """A number as a float, or a 0-d float64 array as a zero-copy tensor, read at launch."""
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return kind(value)
+        return float(value)
     t = _tensor(op, name, value, out=False)
-    _cpu.scalar_arg(op, name, t, torch.float64 if kind is float else torch.int64, t.device)  # 0-d, of that dtype
+    spec.scalar(op, name, t, torch.float64, t.device)  # 0-d float64, or a TypeError naming it
     return t
 
 
@@ -155,14 +148,11 @@ def _from_numpy(op, name, a, out):
             raise ValueError(f"{op}: {name} cannot be used without a copy ({exc})") from None
 
 
-def _backend(op, arrays, n_chains=None):
-    """The compiled backend of the arrays' device, else the torch reference (arrays checked)."""
-    _, _, device = _cpu.check_args(op, arrays, n_chains)
-    if device.type == "cpu" and not _cpu.unavailable_reason():
-        return _cpu
-    if device.type == "cuda":
-        from .backends import cuda
-        if not cuda.unavailable_reason():
-            return cuda
-    from .backends import reference
-    return reference
+def _backend(device: torch.device):
+    """The compiled backend of ``device``, else the torch reference."""
+    from . import backends
+
+    for name in ("cpu", "cuda"):
+        if device.type == name and backends.runs(name, device):
+            return backends.get(name, device)
+    return backends.get("torch", device)

@@ -1,9 +1,31 @@
-"""Shared fixtures: seeded random generators (the same numbers on every run of a test)."""
+"""Shared set-up: seeded random generators (the same numbers on every run of a test), and the
+Triton kernels imported for the interpreter on a machine without a GPU.
+
+Triton's interpreter (TRITON_INTERPRET=1) runs the kernels on CPU tensors, but only for
+functions decorated while the variable was set (Triton's own library at ``import triton``,
+rdfast's kernels at ``import rdfast.kernels``). So they are imported here, before any test can
+import them for a GPU; the variable itself is set only by the tests that run the kernels
+(``triton_interpreter``), so that ``backends.available()`` elsewhere sees this machine as it is.
+"""
+import importlib
+import os
+import sys
 import zlib
 
 import numpy as np
 import pytest
 import torch
+
+if not torch.cuda.is_available() and "triton" not in sys.modules:
+    _before = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1"
+    try:
+        importlib.import_module("rdfast.backends.triton")
+    finally:
+        if _before is None:
+            del os.environ["TRITON_INTERPRET"]
+        else:
+            os.environ["TRITON_INTERPRET"] = _before
 
 
 def _seed(request) -> int:
@@ -20,3 +42,19 @@ def gen(request) -> torch.Generator:
 def np_rng(request) -> np.random.Generator:
     """A NumPy Generator seeded from the test's id."""
     return np.random.default_rng(_seed(request))
+
+
+@pytest.fixture
+def triton_interpreter(monkeypatch):
+    """The triton backend module, runnable here (a GPU, or the interpreter on CPU tensors); skips
+    with the reason otherwise."""
+    backend = importlib.import_module("rdfast.backends.triton")
+    if backend.IMPORT_ERROR:
+        pytest.skip(backend.IMPORT_ERROR)
+    if not torch.cuda.is_available():
+        if not backend.interpreted():
+            pytest.skip("triton was imported before TRITON_INTERPRET=1 was set; "
+                        "tests/backends/test_triton.py::test_module_in_fresh_process runs the Triton tests anew")
+        monkeypatch.setenv("TRITON_INTERPRET", "1")  # the registry offers triton on the CPU only with it
+    assert backend.unavailable_reason() == "", backend.unavailable_reason()
+    return backend

@@ -7,7 +7,7 @@ import torch
 
 from rdfast import _C
 from rdfast.backends import available
-from rdfast.backends.protocol import OPS
+from rdfast.backends.spec import OPS
 
 
 def test_package_and_kernels_import():

@@ -1,7 +1,9 @@
 """Backend registry: which implementations of the fused per-chain ops this machine has.
 
-``get(name, device)`` returns a backend module implementing ``rdfast.backends.protocol``;
-``available()`` reports every backend with whether it can run here and, if not, why.
+``get(name, device)`` returns a backend module implementing the ops of ``rdfast.backends.spec``
+(each op as a function, and ``prepare(op, **arguments)`` for a launch checked once);
+``available()`` reports every backend with whether it can run here and, if not, why; ``runs``
+says whether one runs on a device.
 """
 from __future__ import annotations
 
@@ -65,3 +67,12 @@ def get(name: str, device: torch.device):
     if device.type not in _devices(name):
         raise ValueError(f"backend: {name!r} runs on {_devices(name)}, but the tensors are on {device}")
     return module
+
+
+def runs(name: str, device: torch.device) -> bool:
+    """Whether backend ``name`` is available and runs on ``device``."""
+    try:
+        get(name, device)
+    except ValueError:
+        return False
+    return True

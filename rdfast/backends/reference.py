@@ -1,32 +1,27 @@
-"""Reference backend: the fused operations of the backend protocol in eager PyTorch.
+"""Reference backend: the fused operations of ``rdfast.backends.spec`` in eager PyTorch.
 
 This module is the normative twin of every compiled backend (C++, CUDA, Triton): each
-operation here defines, element by element, what the others must compute. Tests compare
-the others against it. See ``rdfast.backends.protocol`` for the contract of each op.
+operation here defines, element by element, what the others must compute, and the tests
+compare the others against it. It takes any metric object (``rdfast.sampling.metrics``: its
+``kinetic`` and ``velocity`` in torch ops), so a metric no kernel fuses runs here on any
+device. Its arguments are not checked (callers build them); ``rdfast.ops`` checks first.
 
 Notation: ``N`` items, ``M`` chains per item, ``B = N*M`` rows (data-major: row
 ``r = n*M + m``), ``K`` latent size, ``P`` data size. ``T`` is the compute dtype
 (float32 or float64) of ``z``, ``p``, gradients, data and decoder outputs; per-row
-scalars (distortion, energies, log-weights, step sizes, statistics) are float64.
+scalars (distortion, energies, log-weights, step sizes, accept indicators) are float64.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
-from .protocol import (
-    ADAPT_CUMULATIVE,
-    ADAPT_NONE,
-    EMA_DECAY,
-    EPS_MAX,
-    EPS_MIN,
-    EPS_SHRINK,
-    EPS_GROW,
-    LOG_2PI,
-)
+from .spec import LOG_2PI, OPS, call_arguments
 
 name = "torch"
+METRIC_LAYOUTS = None  # any metric: its own methods
 
 
 def _rows_of_items(x: torch.Tensor, n_chains: int) -> torch.Tensor:
@@ -38,7 +33,7 @@ def distortion(kind, x, xhat, logvar, d, grad_xhat, grad_logvar, n_chains):
     """Write d [B] (float64) and ∂d/∂x̂ [B, P] (and ∂d/∂v [B, P] for per-row log-variance).
 
     x [N, P]; xhat [B, P]; logvar None | [1] | [P] | [B, P]; row r reads x[r // M].
-      gaussian_nll:  d = ½ Σ_j (x_j − x̂_j)² e^{−v_j} + v_j + log 2π
+      gaussian_nll:  d = ½ Σ_j (x_j − x̂_j)² e^{−v_j} + v_j + log 2π  (logvar None: v = 0)
                      ∂d/∂x̂ = (x̂ − x) e^{−v};  ∂d/∂v = ½ (1 − (x − x̂)² e^{−v})
       bernoulli_nll: d = Σ_j softplus(x̂_j) − x_j x̂_j  (x̂ are logits);  ∂d/∂x̂ = σ(x̂) − x
       squared_error: d = Σ_j (x_j − x̂_j)²;  ∂d/∂x̂ = 2 (x̂ − x)
@@ -48,10 +43,9 @@ def distortion(kind, x, xhat, logvar, d, grad_xhat, grad_logvar, n_chains):
     xr = _rows_of_items(x, n_chains)  # [N, M, P]
     gx = grad_xhat.view(N, n_chains, P)
     if kind == "gaussian_nll":
-        if logvar.dim() == 2:
-            v = logvar.view(N, n_chains, P)
-        else:
-            v = logvar.expand(P)
+        if logvar is None:
+            logvar = torch.zeros(1, dtype=x.dtype, device=x.device)
+        v = logvar.view(N, n_chains, P) if logvar.dim() == 2 else logvar.expand(P)
         diff = xh - xr
         prec = torch.exp(-v)
         sq = diff * diff * prec
@@ -79,30 +73,40 @@ def _energy_prior(z, prior_energy):
     return prior_energy
 
 
+def _kinetic(p, metric):
+    """K(p) = ½ pᵀM⁻¹p [B] float64 (identity: ½‖p‖²)."""
+    return 0.5 * (p.double() ** 2).sum(1) if metric is None else metric.kinetic(p)
+
+
+def _velocity(p, metric):
+    """M⁻¹p [B, K] (identity: p)."""
+    return p if metric is None else metric.velocity(p)
+
+
 def _grad_u(z, g, beta, prior_grad):
     """∇U(z) = −∇log p(z) + β ∇d(z) in the compute dtype; [B, K]."""
     pg = z if prior_grad is None else prior_grad
     return pg + beta * g
 
 
-def leapfrog_begin(z0, g0, d0, p, z, logw, h0, beta, dbeta, eps, prior_energy=None, prior_grad=None):
+def leapfrog_begin(z0, g0, d0, p, z, logw, h0, beta, dbeta, eps, metric=None, prior_energy=None, prior_grad=None):
     """Weight update, initial energy, first half kick and first drift.
 
-    logw −= Δβ · d0;  h0 = U(z0) + ½‖p‖²;  p −= ½ε ∇U(z0);  z = z0 + ε p.
+    logw −= Δβ · d0;  h0 = E(z0) + β d0 + K(p);  p −= ½ε ∇U(z0);  z = z0 + ε M⁻¹p.
     z0, g0, p, z [B, K]; d0, logw, h0, eps [B] float64; p holds fresh momenta on entry.
     """
     logw.sub_(dbeta * d0)
-    h0.copy_(_energy_prior(z0, prior_energy) + beta * d0 + 0.5 * (p.double() ** 2).sum(1))
+    h0.copy_(_energy_prior(z0, prior_energy) + beta * d0 + _kinetic(p, metric))
     e = eps.to(z0.dtype).unsqueeze(1)  # [B, 1]
     p.sub_(0.5 * e * _grad_u(z0, g0, beta, prior_grad))
-    torch.addcmul(z0, e, p, out=z)
+    torch.addcmul(z0, e, _velocity(p, metric), out=z)
 
 
-def leapfrog_step(z, g, p, beta, eps, prior_grad=None):
-    """Full kick then drift: p −= ε ∇U(z);  z += ε p.  g = ∇d(z) [B, K]."""
+def leapfrog_step(z, g, p, beta, eps, metric=None, prior_grad=None):
+    """Full kick then drift: p −= ε ∇U(z);  z += ε M⁻¹p.  g = ∇d(z) [B, K]."""
     e = eps.to(z.dtype).unsqueeze(1)
     p.sub_(e * _grad_u(z, g, beta, prior_grad))
-    z.add_(e * p)
+    z.add_(e * _velocity(p, metric))
 
 
 def leapfrog_end(z, g, p, beta, eps, prior_grad=None):
@@ -111,19 +115,16 @@ def leapfrog_end(z, g, p, beta, eps, prior_grad=None):
     p.sub_(0.5 * e * _grad_u(z, g, beta, prior_grad))
 
 
-def metropolis(z0, g0, d0, z, g, d, p, h0, u, beta, eps, accept_stat, n_accept, n_diverge,
-               adapt, target, t, prior_energy=None):
+def metropolis(z0, g0, d0, z, g, d, p, h0, u, beta, accepted, accept_prob, n_accept, n_diverge, metric=None,
+               prior_energy=None):
     """Accept/reject the proposal (z, g, d, p) against the current state (z0, g0, d0) in place.
 
-    H1 = U(z) + ½‖p‖² (float64); a non-finite H1 is a divergence and a rejection;
+    H1 = E(z) + β d + K(p) (float64); a non-finite H1 is a divergence and a rejection;
     accept iff log u < h0 − H1. Accepted rows copy (z, g, d) into (z0, g0, d0) by selection.
-    Statistics: n_accept += accept; accept_stat = EMA (decay 0.9) of accepts, or with
-    adapt == cumulative n_accept / t. Adaptation (adapt != none):
-    ε ← clamp(ε · (1.02 if accept_stat > target else 0.98), 1e-4, 0.5).
-    u, h0, d0, d, eps, accept_stat [B] float64; n_accept, n_diverge [B] int64; t ≥ 1 is the
-    number of transitions this run has made including this one.
+    accepted [B] = 1.0 or 0.0; accept_prob [B] = min(1, e^{h0 − H1}), 0 for a divergence;
+    n_accept += accepted; n_diverge += ¬finite(H1).
     """
-    h1 = _energy_prior(z, prior_energy) + beta * d + 0.5 * (p.double() ** 2).sum(1)
+    h1 = _energy_prior(z, prior_energy) + beta * d + _kinetic(p, metric)
     finite = torch.isfinite(h1)
     accept = finite & (torch.log(u) < h0 - h1)  # [B] bool
     n_diverge.add_((~finite).long())
@@ -131,14 +132,8 @@ def metropolis(z0, g0, d0, z, g, d, p, h0, u, beta, eps, accept_stat, n_accept, 
     g0.copy_(torch.where(accept.unsqueeze(1), g, g0))
     d0.copy_(torch.where(accept, d, d0))
     n_accept.add_(accept.long())
-    if adapt == ADAPT_CUMULATIVE:
-        accept_stat.copy_(n_accept.double() / t)
-    else:
-        accept_stat.mul_(EMA_DECAY).add_((1.0 - EMA_DECAY) * accept.double())
-    if adapt != ADAPT_NONE:
-        grow = torch.full_like(eps, EPS_GROW)  # float64 factors: exactly 1.02 and 0.98
-        factor = torch.where(accept_stat > target, grow, torch.full_like(eps, EPS_SHRINK))
-        eps.copy_(torch.clamp(eps * factor, EPS_MIN, EPS_MAX))
+    accepted.copy_(accept)
+    accept_prob.copy_(torch.where(finite, torch.exp(h0 - h1).clamp(max=1.0), torch.zeros_like(h1)))
 
 
 def record(logw, d, n_chains, log_z, dist, ess):
@@ -154,3 +149,10 @@ def record(logw, d, n_chains, log_z, dist, ess):
     dm = d.view(-1, n_chains)
     dist.copy_(torch.where(w > 0, w * dm, torch.zeros_like(w)).sum(1))
     ess.copy_(1.0 / (w * w).sum(1))
+
+
+def prepare(op: str, **kw):
+    """A launch of ``op`` with these arguments (as the compiled backends' ``prepare``)."""
+    if op not in OPS:
+        raise ValueError(f"op: expected one of {list(OPS)}, got {op!r}")
+    return functools.partial(globals()[op], **call_arguments(op, (), kw))

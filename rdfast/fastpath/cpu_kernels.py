@@ -1,50 +1,58 @@
-"""The compiled CPU kernels of the MLP fast path and of the keyed RNG (``rdfast._C.cpu``).
+"""The compiled CPU kernels of the MLP fast path (``rdfast._C.cpu``), as prepared launches.
 
-``available()`` says whether this build has them; each wrapper takes contiguous CPU tensors
-and calls the kernel with raw pointers (no checks beyond what the callers guarantee:
-rdfast.mlp and rdfast.rng build every argument themselves).
+``available()`` says whether this build has them. ``bias_act`` and ``mlp_output`` return a
+launch on fixed contiguous CPU tensors (the evaluator's own buffers, made once), checked by
+their callers (``rdfast.fastpath.mlp`` builds every argument itself):
 
-    bias_act(code, slope, a, bias)          a ← φ(a + b) in place        a [R, W], bias [W]
-    mlp_output(kind, code, a, bias, x,      x̂ = φ(a + b); d [B] and δ = ∂d/∂(a + b) into a
+    bias_act(act, slope, a, bias)           a ← φ(a + b) in place        a [R, W], bias [W]
+    mlp_output(kind, act, a, bias, x,       x̂ = φ(a + b); d [B] and δ = ∂d/∂(a + b) into a
                logvar, d, n_chains)         a [B, P], x [N, P], logvar [1] | [P] | None
-    philox_words(seed, items, M, blocks,    Philox-4x32-10 words [4, N, M, blocks] (int64); step
-                 step, stream)              an int or a 0-d int64 tensor (read by the kernel)
 """
 from __future__ import annotations
 
+import enum
+
 import torch
 
-from ..backends.cpu import DTYPE_CODES as _DTYPES, scalar_arg
-from ..backends.protocol import KINDS
+from ..backends import native
+from ..backends.spec import TORCH_DTYPES, Kind, LogvarLayout
 
-try:
-    from rdfast import _C
-except ImportError:  # a source tree without the compiled extension
-    _C = None
 
-ACT_IDENTITY, ACT_TANH, ACT_SIGMOID, ACT_RELU, ACT_LEAKY_RELU = range(5)
-OUTPUT_ACTS = (ACT_IDENTITY, ACT_TANH, ACT_SIGMOID)
+class Activation(enum.IntEnum):
+    """Activations the compiled kernels know (csrc/cpu_mlp.h's MlpActivation)."""
+
+    IDENTITY = 0
+    TANH = 1
+    SIGMOID = 2
+    RELU = 3
+    LEAKY_RELU = 4
+
+
+OUTPUT_ACTIVATIONS = (Activation.IDENTITY, Activation.TANH, Activation.SIGMOID)
 OUTPUT_KINDS = ("gaussian_nll", "squared_error")
-_LOGVAR_NONE, _LOGVAR_SCALAR, _LOGVAR_PER_PIXEL = 0, 1, 2
 
 
 def available() -> bool:
-    return _C is not None and hasattr(_C.cpu, "mlp_output")
+    return native._C is not None
 
 
-def bias_act(code: int, slope: float, a: torch.Tensor, bias: torch.Tensor) -> None:
-    _C.cpu.mlp_bias_act(_DTYPES[a.dtype], code, slope, a.data_ptr(), bias.data_ptr(), a.shape[0], a.shape[1])
+def bias_act(act: Activation, slope: float, a: torch.Tensor, bias: torch.Tensor):
+    args = native.struct("BiasActArgs", act=int(act), slope=slope, a=a.data_ptr(), bias=bias.data_ptr(),
+                         rows=a.shape[0], width=a.shape[1])
+    return _launch(native._C.cpu.mlp_bias_act, int(TORCH_DTYPES[a.dtype]), args, (a, bias))
 
 
-def mlp_output(kind: str, code: int, a, bias, x, logvar, d, n_chains: int) -> None:
-    mode = _LOGVAR_NONE if logvar is None else (_LOGVAR_SCALAR if logvar.numel() == 1 else _LOGVAR_PER_PIXEL)
-    _C.cpu.mlp_output(_DTYPES[a.dtype], KINDS.index(kind), code, mode, a.data_ptr(), bias.data_ptr(), x.data_ptr(),
-                      0 if logvar is None else logvar.data_ptr(), d.data_ptr(), x.shape[0], n_chains, x.shape[1])
+def mlp_output(kind: str, act: Activation, a, bias, x, logvar, d, n_chains: int):
+    layout = (LogvarLayout.NONE if logvar is None else
+              LogvarLayout.SCALAR if logvar.numel() == 1 else LogvarLayout.PER_PIXEL)
+    args = native.struct("MlpOutputArgs", kind=int(Kind.of(kind)), act=int(act), logvar_layout=int(layout),
+                         a=a.data_ptr(), bias=bias.data_ptr(), x=x.data_ptr(), logvar=native.address(logvar),
+                         d=d.data_ptr(), n_items=x.shape[0], n_chains=n_chains, size=x.shape[1])
+    return _launch(native._C.cpu.mlp_output, int(TORCH_DTYPES[a.dtype]), args, (a, bias, x, logvar, d))
 
 
-def philox_words(seed: int, items: torch.Tensor, n_chains: int, n_blocks: int, step, stream: int) -> torch.Tensor:
-    items = items.to(torch.int64).contiguous()
-    words = torch.empty(4, items.numel(), n_chains, n_blocks, dtype=torch.int64)
-    _C.cpu.philox_words(seed, items.data_ptr(), items.numel(), n_chains, n_blocks,
-                        *scalar_arg("philox_words", "step", step, torch.int64, items.device), stream, words.data_ptr())
-    return words
+def _launch(launcher, dtype: int, args, keep_alive):
+    def launch():
+        launcher(dtype, args)
+    launch.keep_alive = keep_alive
+    return launch

@@ -17,7 +17,7 @@ else h + α (= α e^a); identity 1. Softplus (β, threshold) keeps its pre-activ
 σ(βa), or 1 where βa > threshold. Each derivative is one fused in-place aten kernel, the
 same one autograd runs, so the results agree with the generic path's to rounding.
 
-With the ``cpu`` backend and the compiled kernels (rdfast.cpu_kernels), each layer's bias
+With the ``cpu`` backend and the compiled kernels (rdfast.fastpath.cpu_kernels), each layer's bias
 and activation are one fused pass after a bias-free matmul, and the output layer, the
 distortion and δ_n = ∂d/∂x̂ ⊙ φ_n' are one pass for gaussian_nll and squared_error with an
 identity, tanh or sigmoid output (float32 there uses vectorised exp/tanh, a few ulp from
@@ -39,7 +39,7 @@ _aten = torch.ops.aten
 class _Activation:
     """An activation's twin: ``forward_(a, h)`` h = φ(a), in place (h is a) unless
     ``keeps_input`` (φ' needs a); ``backward_(δ, a, h)`` δ ← δ ⊙ φ'(a) in place;
-    ``code``/``slope``: its compiled kernel in rdfast.cpu_kernels (None: none)."""
+    ``code``/``slope``: its compiled kernel in rdfast.fastpath.cpu_kernels (None: none)."""
 
     keeps_input = False
     code = None
@@ -47,7 +47,7 @@ class _Activation:
 
 
 class _Identity(_Activation):
-    code = cpu_kernels.ACT_IDENTITY
+    code = cpu_kernels.Activation.IDENTITY
 
     def forward_(self, a, h):
         """h = a (h is a)."""
@@ -57,7 +57,7 @@ class _Identity(_Activation):
 
 
 class _Tanh(_Activation):
-    code = cpu_kernels.ACT_TANH
+    code = cpu_kernels.Activation.TANH
 
     def forward_(self, a, h):
         torch.tanh(a, out=h)
@@ -68,7 +68,7 @@ class _Tanh(_Activation):
 
 
 class _Sigmoid(_Activation):
-    code = cpu_kernels.ACT_SIGMOID
+    code = cpu_kernels.Activation.SIGMOID
 
     def forward_(self, a, h):
         torch.sigmoid(a, out=h)
@@ -79,7 +79,7 @@ class _Sigmoid(_Activation):
 
 
 class _ReLU(_Activation):
-    code = cpu_kernels.ACT_RELU
+    code = cpu_kernels.Activation.RELU
 
     def forward_(self, a, h):
         torch.relu_(h)
@@ -90,7 +90,7 @@ class _ReLU(_Activation):
 
 
 class _LeakyReLU(_Activation):
-    code = cpu_kernels.ACT_LEAKY_RELU
+    code = cpu_kernels.Activation.LEAKY_RELU
 
     def __init__(self, slope: float):
         self.slope = slope
@@ -206,9 +206,12 @@ class MLPEvaluator:
         self.fused_bias = [(torch.zeros(W.shape[0], **like) if b is None else b) if compiled and act.code is not None
                            else None for W, b, act in layers]
         self.fused_output = (self.fused_bias[-1] is not None and dist.kind in cpu_kernels.OUTPUT_KINDS
-                             and layers[-1][2].code in cpu_kernels.OUTPUT_ACTS)
+                             and layers[-1][2].code in cpu_kernels.OUTPUT_ACTIVATIONS)
         self.weights_t = [W.t() for W, _, _ in layers]  # [in, out] views
         self.grad_t = torch.empty(layers[0][0].shape[1], rows, **like)  # [K, B] ∇_z dᵀ
+        self.bias_act = [None if b is None else cpu_kernels.bias_act(act.code, act.slope, out, b)
+                         for (_, _, act), out, b in zip(layers, self.out, self.fused_bias)]
+        self.output_launches = {}  # d.data_ptr() -> launch of the fused output kernel writing that d
 
     def _layer(self, l: int, h: torch.Tensor) -> torch.Tensor:
         """h_l = φ_l(h_{l−1} W_lᵀ + b_l) [B, width], keeping a_l where φ_l' needs it."""
@@ -216,7 +219,7 @@ class MLPEvaluator:
         Wt, a, out, fused_bias = self.weights_t[l], self.pre[l], self.out[l], self.fused_bias[l]
         if fused_bias is not None:
             torch.mm(h, Wt, out=out)
-            cpu_kernels.bias_act(act.code, act.slope, out, fused_bias)
+            self.bias_act[l]()
             return out
         if b is None:
             torch.mm(h, Wt, out=a)
@@ -230,8 +233,12 @@ class MLPEvaluator:
         act = self.layers[-1][2]
         if self.fused_output:
             torch.mm(h, self.weights_t[-1], out=self.delta[-1])
-            cpu_kernels.mlp_output(self.dist.kind, act.code, self.delta[-1], self.fused_bias[-1], self.x_flat,
-                                   self.dist.logvar, d, self.n_chains)
+            launch = self.output_launches.get(d.data_ptr())
+            if launch is None:  # the launch keeps d alive, so its address is not reused while cached
+                launch = self.output_launches[d.data_ptr()] = cpu_kernels.mlp_output(
+                    self.dist.kind, act.code, self.delta[-1], self.fused_bias[-1], self.x_flat, self.dist.logvar, d,
+                    self.n_chains)
+            launch()
             return
         xhat = self._layer(len(self.layers) - 1, h)
         self.backend.distortion(self.dist.kind, self.x_flat, xhat, self.dist.logvar, d, self.delta[-1], None,

@@ -16,6 +16,7 @@ change results and a resumed run continues exactly.
 from __future__ import annotations
 
 import bisect
+import types
 import math
 import time
 import warnings
@@ -24,7 +25,7 @@ import torch
 
 from .. import backends
 from . import priors, rng
-from ..backends.protocol import ADAPT_CODES
+from . import adapt as adaptation
 from ..runtime.checkpoint import Checkpointer, fingerprint
 from ..runtime.device_loop import DeviceClock, TransitionRunner, graphs_wanted, remember_uncapturable
 from .distortions import make_evaluator, resolve
@@ -128,8 +129,7 @@ def anneal(decoder, x, betas, *, initial=None, item_offset=0, label="ais", disto
         adapt = "ema"
     if cuda_graphs not in (None, True, False):
         raise ValueError(f"cuda_graphs: expected None, True or False, got {cuda_graphs!r}")
-    if adapt not in ADAPT_CODES:
-        raise ValueError(f"adapt: expected 'ema', 'cumulative' or None, got {adapt!r}")
+    rule = adaptation.make(adapt, float(target_accept))
     chunk = x.shape[0] if batch_size is None else check_int("batch_size", batch_size)
     dist = resolve(distortion, logvar, x)
     K = infer_latent_dim(decoder, prior, latent_dim)
@@ -149,7 +149,7 @@ def anneal(decoder, x, betas, *, initial=None, item_offset=0, label="ais", disto
         step_sizes=None if step_sizes is None else step_sizes.log_eps, batch_size=chunk))
 
     run = _Run(decoder=decoder, dist=dist, prior=prior, backend=be, betas=betas, M=M, L=L, K=K,
-               eps0=eps0, target=float(target_accept), adapt=ADAPT_CODES[adapt], seed=seed, rec=rec, ckpt=ckpt,
+               eps0=eps0, target=float(target_accept), rule=rule, seed=seed, rec=rec, ckpt=ckpt,
                cuda_graphs=graphs_wanted(cuda_graphs, x.device, decoder),
                progress=Progress(T * math.ceil(x.shape[0] / chunk), label, bool(progress)))
     ckpt.started = start
@@ -248,6 +248,8 @@ class _Run:
         s = saved if saved is not None else self._fresh_state(x, items, initial, ev)
         z, g, d, logw, eps = s["z"], s["g"], s["d"], s["logw"], s["eps"]
         zp, dp, h0 = torch.empty_like(z), torch.empty_like(d), torch.empty_like(d)  # proposal, H0
+        accepted, accept_prob = torch.empty_like(d), torch.empty_like(d)
+        info = types.SimpleNamespace(accepted=accepted, accept_prob=accept_prob, n_accept=s["n_acc"])
         frozen_log_eps = None if frozen is None else frozen.log_eps.to(dev)  # [S, N], on the device once
 
         def transition(k, beta, dbeta):
@@ -257,18 +259,20 @@ class _Run:
             p = rng.normal(self.seed, items, M, K, k, rng.STREAM_MOMENTUM, dt)  # [B, K]
             if custom_prior:
                 pe0, pg0 = priors.energy_and_grad(self.prior, z)
-            be.leapfrog_begin(z, g, d, p, zp, logw, h0, beta, dbeta, eps, pe0, pg0)
+            be.leapfrog_begin(z, g, d, p, zp, logw, h0, beta, dbeta, eps, prior_energy=pe0, prior_grad=pg0)
             for step in range(L):
                 gp = ev(zp, dp)
                 if custom_prior:
                     pe1, pg1 = priors.energy_and_grad(self.prior, zp)
                 if step < L - 1:
-                    be.leapfrog_step(zp, gp, p, beta, eps, pg1)
+                    be.leapfrog_step(zp, gp, p, beta, eps, prior_grad=pg1)
                 else:
-                    be.leapfrog_end(zp, gp, p, beta, eps, pg1)
+                    be.leapfrog_end(zp, gp, p, beta, eps, prior_grad=pg1)
             u = rng.uniform(self.seed, items, M, k, rng.STREAM_ACCEPT)
-            be.metropolis(z, g, d, zp, gp, dp, p, h0, u, beta, eps, s["acc_stat"], s["n_acc"], s["n_div"],
-                          self.adapt, self.target, k, pe1)
+            be.metropolis(z, g, d, zp, gp, dp, p, h0, u, beta, accepted, accept_prob, s["n_acc"], s["n_div"],
+                          prior_energy=pe1)
+            if self.rule is not None:
+                self.rule.update({"accept_stat": s["acc_stat"]}, eps, info, k)
 
         def record(k):
             r = s["r"]

@@ -18,7 +18,7 @@ from typing import Callable, Optional
 
 import torch
 
-from ..backends.protocol import KINDS
+from ..backends.spec import KINDS
 from ..fastpath.mlp import MLPEvaluator, plain_mlp_layers
 
 

@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from ..fastpath import cpu_kernels
+from ..backends import native
 
 MASK32 = 0xFFFFFFFF
 _M0, _M1 = 0xD2511F53, 0xCD9E8D57  # round multipliers
@@ -64,20 +64,20 @@ def _counters(items: torch.Tensor, n_chains: int, n_blocks: int, step, stream: i
 
 
 @functools.lru_cache(maxsize=None)
-def _cuda_words():
-    """rdfast.backends.cuda when its kernels can run here, else None (asked once: the answer
-    must not need a CUDA call inside a graph capture)."""
+def _compiled(device_type: str) -> bool:
+    """Whether the compiled Philox kernel runs on ``device_type`` (asked once: the answer must
+    not need a CUDA call inside a graph capture)."""
+    if device_type == "cpu":
+        return not native.extension_reason()
     from ..backends import cuda
 
-    return None if cuda.unavailable_reason() else cuda
+    return device_type == "cuda" and not cuda.unavailable_reason()
 
 
 def _words(seed: int, items: torch.Tensor, n_chains: int, n_blocks: int, step, stream: int):
     """The four words, each [N, M, n_blocks], for rows (item, chain) × blocks; compiled where possible."""
-    if items.device.type == "cpu" and cpu_kernels.available():
-        return cpu_kernels.philox_words(seed, items, n_chains, n_blocks, step, stream).unbind(0)
-    if items.device.type == "cuda" and _cuda_words() is not None:
-        return _cuda_words().philox_words(seed, items, n_chains, n_blocks, step, stream).unbind(0)
+    if _compiled(items.device.type):
+        return native.philox_words(seed, items, n_chains, n_blocks, step, stream).unbind(0)
     return philox(seed, *_counters(items, n_chains, n_blocks, step, stream))
 
 

@@ -1,4 +1,5 @@
-"""The compiled CPU kernels of the MLP fast path and the keyed RNG (rdfast.fastpath.cpu_kernels)."""
+"""The compiled CPU kernels of the MLP fast path (rdfast.fastpath.cpu_kernels) and of the keyed RNG
+(rdfast.backends.native.philox_words)."""
 import math
 
 import pytest
@@ -6,9 +7,10 @@ import torch
 
 from rdfast.fastpath import cpu_kernels
 from rdfast.sampling import rng
-from rdfast.backends import reference
+from rdfast.backends import native, reference
+from rdfast.fastpath.cpu_kernels import Activation
 
-pytestmark = pytest.mark.skipif(not cpu_kernels.available(), reason="rdfast._C without the MLP/Philox kernels")
+pytestmark = pytest.mark.skipif(not cpu_kernels.available(), reason="rdfast._C is not built")
 
 TOL = {torch.float32: dict(rtol=2e-6, atol=2e-7), torch.float64: dict(rtol=1e-14, atol=1e-15)}
 
@@ -20,7 +22,7 @@ def test_philox_words_equal_the_reference(seed, n_blocks):
     for step, stream in ((0, 0), (5, 1), (2**30 + 3, 3), (2**40 + 7, 2)):
         ref = rng.philox(seed, *rng._counters(items, 6, n_blocks, step, stream))
         for key in (step, torch.tensor(step)):  # by value, and read from memory by the kernel
-            words = cpu_kernels.philox_words(seed, items, 6, n_blocks, key, stream)
+            words = native.philox_words(seed, items, 6, n_blocks, key, stream)
             for w, r in zip(words, ref):
                 assert torch.equal(w, r.expand(items.numel(), 6, n_blocks))
 
@@ -29,7 +31,7 @@ def test_normals_and_uniforms_are_bit_identical_to_the_torch_path(monkeypatch):
     items = torch.arange(3, 40)
     fast = [rng.normal(9, items, 16, 10, 7, rng.STREAM_MOMENTUM), rng.normal(9, items, 16, 2, 0, rng.STREAM_INIT),
             rng.uniform(9, items, 16, 7, rng.STREAM_ACCEPT)]
-    monkeypatch.setattr(cpu_kernels, "available", lambda: False)
+    monkeypatch.setattr(rng, "_compiled", lambda device_type: False)
     slow = [rng.normal(9, items, 16, 10, 7, rng.STREAM_MOMENTUM), rng.normal(9, items, 16, 2, 0, rng.STREAM_INIT),
             rng.uniform(9, items, 16, 7, rng.STREAM_ACCEPT)]
     for f, s in zip(fast, slow):
@@ -37,11 +39,11 @@ def test_normals_and_uniforms_are_bit_identical_to_the_torch_path(monkeypatch):
 
 
 ACTS = {
-    cpu_kernels.ACT_IDENTITY: lambda a: a,
-    cpu_kernels.ACT_TANH: torch.tanh,
-    cpu_kernels.ACT_SIGMOID: torch.sigmoid,
-    cpu_kernels.ACT_RELU: torch.relu,
-    cpu_kernels.ACT_LEAKY_RELU: lambda a: torch.nn.functional.leaky_relu(a, 0.2),
+    Activation.IDENTITY: lambda a: a,
+    Activation.TANH: torch.tanh,
+    Activation.SIGMOID: torch.sigmoid,
+    Activation.RELU: torch.relu,
+    Activation.LEAKY_RELU: lambda a: torch.nn.functional.leaky_relu(a, 0.2),
 }
 
 
@@ -52,21 +54,21 @@ def test_bias_act(code, dtype, gen):
     a[0, :4] = torch.tensor([0.0, 1e-30, -1e-8, 30.0], dtype=dtype)
     bias = torch.randn(29, generator=gen, dtype=torch.float64).to(dtype)
     out = a.clone()
-    cpu_kernels.bias_act(code, 0.2, out, bias)
+    cpu_kernels.bias_act(code, 0.2, out, bias)()
     torch.testing.assert_close(out, ACTS[code](a + bias), **TOL[dtype])
 
 
 def test_activations_pass_nan_through():
     for code in ACTS:
         a = torch.tensor([[float("nan"), 1.0]])
-        cpu_kernels.bias_act(code, 0.2, a, torch.zeros(2))
+        cpu_kernels.bias_act(code, 0.2, a, torch.zeros(2))()
         assert torch.isnan(a[0, 0]), code
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("kind,logvar", [("gaussian_nll", "scalar"), ("gaussian_nll", "per_pixel"),
                                          ("squared_error", None)])
-@pytest.mark.parametrize("code", cpu_kernels.OUTPUT_ACTS)
+@pytest.mark.parametrize("code", cpu_kernels.OUTPUT_ACTIVATIONS)
 def test_mlp_output_equals_activation_then_distortion_then_derivative(code, kind, logvar, dtype, gen):
     N, M, P = 3, 4, 37
     x = torch.rand(N, P, generator=gen, dtype=torch.float64).to(dtype)
@@ -75,13 +77,13 @@ def test_mlp_output_equals_activation_then_distortion_then_derivative(code, kind
     lv = {None: None, "scalar": torch.tensor([math.log(0.03)], dtype=dtype),
           "per_pixel": torch.linspace(-3.0, 1.0, P, dtype=dtype)}[logvar]
     d, delta = torch.empty(N * M, dtype=torch.float64), pre.clone()
-    cpu_kernels.mlp_output(kind, code, delta, bias, x, lv, d, M)
+    cpu_kernels.mlp_output(kind, code, delta, bias, x, lv, d, M)()
 
     xhat = ACTS[code](pre + bias)
     d_ref, g_ref = torch.empty_like(d), torch.empty_like(xhat)
     reference.distortion(kind, x, xhat, lv, d_ref, g_ref, None, M)
-    deriv = {cpu_kernels.ACT_IDENTITY: torch.ones_like(xhat), cpu_kernels.ACT_TANH: 1 - xhat * xhat,
-             cpu_kernels.ACT_SIGMOID: xhat * (1 - xhat)}[code]
+    deriv = {Activation.IDENTITY: torch.ones_like(xhat), Activation.TANH: 1 - xhat * xhat,
+             Activation.SIGMOID: xhat * (1 - xhat)}[code]
     torch.testing.assert_close(d, d_ref, rtol=1e-6 if dtype == torch.float32 else 1e-13, atol=0)
     ref = g_ref * deriv  # 1 − x̂² near x̂ = ±1 magnifies x̂'s last-ulp differences: absolute scale
     tol = TOL[dtype]
@@ -100,8 +102,8 @@ def test_results_do_not_depend_on_the_thread_count(gen):
         for n in (1, 2):
             torch.set_num_threads(n)
             h, delta, d = pre.clone(), pre.clone(), torch.empty(N * M, dtype=torch.float64)
-            cpu_kernels.bias_act(cpu_kernels.ACT_TANH, 0.0, h, bias)
-            cpu_kernels.mlp_output("gaussian_nll", cpu_kernels.ACT_SIGMOID, delta, bias, x, lv, d, M)
+            cpu_kernels.bias_act(Activation.TANH, 0.0, h, bias)()
+            cpu_kernels.mlp_output("gaussian_nll", Activation.SIGMOID, delta, bias, x, lv, d, M)()
             out.append((h, delta, d))
     finally:
         torch.set_num_threads(threads)

@@ -1,9 +1,9 @@
-"""The device-resident loop (rdfast.runtime.device_loop): scalars read from memory, the clock, segments.
+"""The device-resident loop (rdfast.runtime.device_loop): the clock, the runner, segments.
 
-Every backend must compute exactly the same thing whether β, Δβ and t come as numbers or as 0-d
-tensors on the arrays' device (what a captured CUDA graph needs), and the keyed random numbers
-must not depend on whether the step is an int or such a tensor. The driver always runs on the
-device clock; runs cut into segments differently (records, checkpoints) agree bit for bit.
+The keyed random numbers must not depend on whether the step is an int or a 0-d tensor on the
+device (the backends' ops are checked alike in tests/backends/test_conformance.py). The driver
+always runs on the device clock; runs cut into segments differently (records, checkpoints) agree
+bit for bit.
 """
 import contextlib
 import math
@@ -16,7 +16,7 @@ import torch
 import rdfast
 from rdfast import backends
 from rdfast.sampling import rng
-from rdfast.backends.protocol import ADAPT_CUMULATIVE, ADAPT_EMA
+from rdfast.backends import native
 from rdfast.runtime import device_loop
 from rdfast.runtime.device_loop import DeviceClock, TransitionRunner
 from rdfast.testing import linear_problem
@@ -24,74 +24,7 @@ from rdfast.testing import linear_problem
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def runs_on(name, device):
-    try:
-        backends.get(name, torch.device(device))
-    except ValueError:
-        return False
-    return True
-
-
-# triton: test_backend_triton (which must import it first, for the interpreter)
-RUNNABLE = [(name, dev) for dev in DEVICES for name in ("torch", "cpu", "cuda") if runs_on(name, dev)]
-COMPILED = [(name, dev) for name, dev in RUNNABLE if name != "torch"]  # the reference takes what broadcasts
-
-
-def inputs(B, K, dtype, device, seed=0):
-    """Random arrays of every op (rows B, latent K) on ``device``; uniforms near 1 and h0 large, so
-    some proposals are accepted and some rejected."""
-    gen = torch.Generator().manual_seed(seed)
-
-    def normal(*shape, scale=1.0):
-        return (scale * torch.randn(*shape, generator=gen, dtype=torch.float64)).to(device)
-
-    def uniform(*shape, low=0.0, high=1.0):
-        return (low + (high - low) * torch.rand(*shape, generator=gen, dtype=torch.float64)).to(device)
-
-    return dict(z0=normal(B, K).to(dtype), g0=normal(B, K, scale=3.0).to(dtype), d0=uniform(B, high=20.0),
-                p=normal(B, K).to(dtype), z=torch.zeros(B, K, dtype=dtype, device=device),
-                logw=normal(B, scale=5.0), h0=torch.zeros(B, dtype=torch.float64, device=device),
-                eps=uniform(B, low=1e-3, high=0.3), g=normal(B, K).to(dtype), d=uniform(B, high=20.0),
-                u=uniform(B, low=0.05), accept_stat=uniform(B),
-                n_accept=torch.randint(0, 5, (B,), generator=gen).to(device),
-                n_diverge=torch.zeros(B, dtype=torch.int64, device=device))
-
-
-def run_transition_ops(be, a, beta, dbeta, t, adapt):
-    """leapfrog_begin, a step, the end and metropolis on ``a`` (mutated) with the given scalars."""
-    be.leapfrog_begin(a["z0"], a["g0"], a["d0"], a["p"], a["z"], a["logw"], a["h0"], beta, dbeta, a["eps"])
-    be.leapfrog_step(a["z"], a["g"], a["p"], beta, a["eps"])
-    be.leapfrog_end(a["z"], a["g"], a["p"], beta, a["eps"])
-    be.metropolis(a["z0"], a["g0"], a["d0"], a["z"], a["g"], a["d"], a["p"], a["h0"], a["u"], beta, a["eps"],
-                  a["accept_stat"], a["n_accept"], a["n_diverge"], adapt, 0.65, t)
-    return a
-
-
-@pytest.mark.parametrize("name,device", RUNNABLE, ids=[f"{n}-{d}" for n, d in RUNNABLE])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("adapt", [ADAPT_EMA, ADAPT_CUMULATIVE], ids=["ema", "cumulative"])
-def test_scalars_in_memory_equal_scalars_by_value(name, device, dtype, adapt):
-    be = backends.get(name, torch.device(device))
-    beta, dbeta, t = 1234.5678901234567, 0.1 + 1e-13, 7
-    by_value = run_transition_ops(be, inputs(37, 5, dtype, device), beta, dbeta, t, adapt)
-    f64 = dict(dtype=torch.float64, device=device)
-    in_memory = run_transition_ops(be, inputs(37, 5, dtype, device), torch.tensor(beta, **f64),
-                                   torch.tensor(dbeta, **f64), torch.tensor(t, device=device), adapt)
-    for key, value in by_value.items():
-        assert torch.equal(in_memory[key], value), key
-    assert 0 < int(by_value["n_accept"].sum() - inputs(37, 5, dtype, device)["n_accept"].sum()) < 37
-
-
-@pytest.mark.parametrize("name,device", COMPILED, ids=[f"{n}-{d}" for n, d in COMPILED])
-def test_scalar_tensors_are_checked(name, device):
-    be = backends.get(name, torch.device(device))
-    a = inputs(4, 3, torch.float64, device)
-    with pytest.raises(TypeError, match="beta"):
-        be.leapfrog_step(a["z"], a["g"], a["p"], torch.tensor(1.0, dtype=torch.float32, device=device), a["eps"])
-    with pytest.raises(TypeError, match="beta"):
-        be.leapfrog_step(a["z"], a["g"], a["p"], torch.ones(1, dtype=torch.float64, device=device), a["eps"])
-    with pytest.raises(TypeError, match="t"):
-        run_transition_ops(be, a, 1.0, 0.5, torch.tensor(3.0, dtype=torch.float64, device=device), ADAPT_EMA)
+GPU_BACKENDS = [name for name in ("torch", "cuda") if torch.cuda.is_available() and backends.runs(name, torch.device("cuda"))]
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -105,8 +38,7 @@ def test_random_numbers_keyed_by_a_step_tensor(device, monkeypatch):
     steps = (1, 2**31 + 3)
     by_int = {step: draws(step) for step in steps}  # compiled words where this build has them
     by_tensor = {step: draws(torch.tensor(step, device=device)) for step in steps}
-    monkeypatch.setattr(rng.cpu_kernels, "available", lambda: False)
-    monkeypatch.setattr(rng, "_cuda_words", lambda: None)
+    monkeypatch.setattr(rng, "_compiled", lambda device_type: False)
     by_torch_ops = {step: draws(torch.tensor(step, device=device)) for step in steps}
     for step in steps:
         for got in (by_tensor[step], by_torch_ops[step]):
@@ -118,7 +50,7 @@ def test_a_step_tensor_is_checked():
     items = torch.arange(3)
     for bad in (torch.tensor(7.0), torch.tensor([7]), torch.tensor(7, dtype=torch.int32)):
         with pytest.raises(TypeError, match="step"):
-            rdfast.fastpath.cpu_kernels.philox_words(1, items, 2, 1, bad, 0)
+            native.philox_words(1, items, 2, 1, bad, 0)
 
 
 def test_clock_gives_the_host_values():
@@ -167,7 +99,7 @@ def test_cuda_graphs_argument_is_checked():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("backend", [n for n, d in RUNNABLE if d == "cuda"] + ["triton"])
+@pytest.mark.parametrize("backend", GPU_BACKENDS + ["triton"])
 @pytest.mark.parametrize("decoder_kind", ["linear", "mlp", "mlp-mixture-prior"])
 def test_graph_replay_equals_the_eager_loop(backend, decoder_kind):
     """Replayed CUDA graphs make exactly the transitions the eager loop makes: with the generic
@@ -247,7 +179,7 @@ def test_device_words_equal_host_words():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("backend", [n for n, d in RUNNABLE if d == "cuda"])
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
 def test_gpu_run_matches_the_cpu_reference(backend):
     """A float64 run on the GPU (graphs, device clock) agrees with the torch reference on the CPU to
     rounding: the only differences are the libraries' last-ulp exp/log/sin/cos."""

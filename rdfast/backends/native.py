@@ -1,0 +1,107 @@
+"""Launches of the compiled extension ``rdfast._C``, shared by the ``cpu`` and ``cuda`` backends.
+
+``NativeOps.prepare(op, **arguments)`` checks the arguments against ``spec.OPS[op]`` once,
+fills the op's argument struct by field name (``csrc/op_args.h``) and returns a launch that
+takes no arguments: the driver prepares each op of a transition once and launches it every
+transition, so the per-launch cost is one call into the extension. A launch keeps the arrays it
+points at alive. ``philox_words`` launches the keyed random-number kernel of either device.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import spec
+
+try:
+    from rdfast import _C
+    IMPORT_ERROR = ""
+except ImportError as exc:  # the package runs from a source tree without the compiled extension
+    _C = None
+    IMPORT_ERROR = str(exc)
+
+_STRUCTS = {"distortion": "DistortionArgs", "leapfrog_begin": "LeapfrogBeginArgs", "leapfrog_step": "LeapfrogArgs",
+            "leapfrog_end": "LeapfrogArgs", "metropolis": "MetropolisArgs", "record": "RecordArgs"}
+_UNTYPED = ("record",)  # launchers without a dtype code
+
+
+def extension_reason() -> str:
+    """"" when the compiled extension is importable, else why not."""
+    return "" if _C is not None else f"extension rdfast._C is not built ({IMPORT_ERROR})"
+
+
+def struct(name: str, **fields):
+    """An argument struct of the extension (``_C.<name>``) with the given fields set."""
+    args = getattr(_C, name)()
+    for field, value in fields.items():
+        setattr(args, field, value)
+    return args
+
+
+def address(t) -> int:
+    return 0 if t is None else t.data_ptr()
+
+
+def _op_fields(op: str, kw: dict, bound: spec.Bound) -> dict:
+    """The struct fields of ``op`` beyond its arrays and scalars: codes, sizes, options."""
+    sizes = bound.sizes
+    if op == "distortion":
+        kind = spec.Kind.of(kw["kind"])
+        layout = (spec.logvar_layout(kw["logvar"], bound, kw["grad_logvar"]) if kind == spec.Kind.GAUSSIAN_NLL
+                  else spec.LogvarLayout.NONE)
+        return dict(kind=int(kind), logvar_layout=int(layout),
+                    logvar=address(kw["logvar"] if layout != spec.LogvarLayout.NONE else None),
+                    grad_logvar=address(kw["grad_logvar"] if layout == spec.LogvarLayout.PER_ROW else None),
+                    n_items=sizes["N"], n_chains=kw["n_chains"], size=sizes["P"])
+    if op == "record":
+        return dict(n_items=sizes["N"], n_chains=kw["n_chains"])
+    fields = dict(rows=sizes["B"], dim=sizes["K"])
+    if spec.OPS[op].metric or op == "leapfrog_end":  # leapfrog_end shares leapfrog_step's struct
+        fields["metric"] = int(spec.metric_layout(op, kw.get("metric")))
+    return fields
+
+
+class NativeOps:
+    """The ops on tensors of one device type, launched through ``launchers`` (``_C.cpu`` or ``_C.cuda``)."""
+
+    def __init__(self, device_type: str, launchers):
+        self.device_type = device_type
+        self.launchers = launchers
+
+    def prepare(self, op: str, **kw):
+        """A launch of ``op`` with these arguments (checked now; nothing is checked at launch)."""
+        op_spec = spec.OPS[op]
+        kw = spec.call_arguments(op, (), kw)
+        arrays = {name: kw[name] for name in op_spec.arrays}
+        bound = spec.bind(op, arrays, kw.get("n_chains"))
+        if bound.device.type != self.device_type:
+            raise ValueError(f"{op}: the {self.device_type} backend got tensors on {bound.device}")
+        fields = {name: address(t) for name, t in arrays.items()}
+        fields.update({name: spec.scalar(op, name, kw[name], torch.float64, bound.device) for name in op_spec.scalars})
+        fields.update(_op_fields(op, kw, bound))
+        args = struct(_STRUCTS[op], **fields)
+        launch_args = (args,) if op in _UNTYPED else (int(spec.TORCH_DTYPES[bound.dtype]), args)
+        keep_alive = [t for t in kw.values() if isinstance(t, torch.Tensor)]
+        return self._launch(getattr(self.launchers, op), launch_args, bound.device, keep_alive)
+
+    def _launch(self, launcher, launch_args, device, keep_alive):
+        def launch():
+            launcher(*launch_args)
+        launch.keep_alive = keep_alive
+        return launch
+
+
+def philox_words(seed: int, items: torch.Tensor, n_chains: int, n_blocks: int, step, stream: int) -> torch.Tensor:
+    """Philox-4x32-10 words [4, N, M, n_blocks] (int64) for rows (items, chains) × blocks at
+    ``step`` (an int or a 0-d int64 tensor on the device of ``items``), by the compiled kernel of
+    that device (on CUDA, enqueued on torch's current stream there)."""
+    items = items.to(torch.int64).contiguous()
+    words = torch.empty(4, items.numel(), n_chains, n_blocks, dtype=torch.int64, device=items.device)
+    args = struct("PhiloxArgs", seed=seed, items=items.data_ptr(), n_items=items.numel(), n_chains=n_chains,
+                  n_blocks=n_blocks, step=spec.scalar("philox_words", "step", step, torch.int64, items.device),
+                  stream=stream, words=words.data_ptr())
+    if items.device.type == "cuda":
+        with torch.cuda.device(items.device):
+            _C.cuda.philox_words(args, torch.cuda.current_stream(items.device).cuda_stream)
+    else:
+        _C.cpu.philox_words(args)
+    return words
