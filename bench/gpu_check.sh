@@ -18,8 +18,8 @@ $PY -m pip install -q --no-build-isolation --no-deps . 2>&1 | tee "$OUT/build.lo
 $PY -P -c "import json, torch, rdfast.backends as b; print(torch.__version__, torch.cuda.get_device_name());
 print(json.dumps(b.available(), indent=1))" 2>&1 | tee "$OUT/backends.txt"
 
-$PY -P -m pytest -q -p no:cacheprovider -x tests/test_device_loop.py tests/test_backend_cpu.py \
-    tests/test_backend_triton.py tests/test_ops.py tests/test_ais_api.py tests/test_bdmc.py 2>&1 | tee "$OUT/tests.log"
+$PY -P -m pytest -q -p no:cacheprovider -x tests/runtime/test_device_loop.py tests/backends/test_conformance.py \
+    tests/backends/test_triton.py tests/test_ops.py tests/sampling/test_annealing.py tests/sampling/test_bdmc.py 2>&1 | tee "$OUT/tests.log"
 tests=$?
 
 $PY -P -m pytest -q -p no:cacheprovider bench/test_gpu.py --benchmark-only \

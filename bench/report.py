@@ -127,7 +127,7 @@ def main(json_path, out="BENCHMARKS.md"):
              "GFLOP/s counts the matmul FLOPs of L forwards + L input-gradient backwards at the median time "
              "(for `published` the useful work only; it does L + 5 forwards and L + 1 backwards).", "",
              "Providers: `rdfast-cpu` / `rdfast-torch`: `rdfast.ais` with that backend (the whole call, set-up "
-             "included, amortised over the block; both take the MLP fast path of rdfast/mlp.py, `cpu` with the "
+             "included, amortised over the block; both take the MLP fast path of rdfast/fastpath/mlp.py, `cpu` with the "
              "compiled fused kernels and Philox, `torch` with torch ops only); `published`: bench/published.py, "
              "the published loop's cost structure without its per-step gc/file writes; `floor-autograd`: "
              "L × (decoder forward + autograd input-gradient VJP); `floor-mm`: L × the decoder's matrix products "

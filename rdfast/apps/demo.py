@@ -20,7 +20,7 @@ from . import figures
 from ..sampling import schedules
 from ..sampling.annealing import ais
 from ..sampling.bdmc import bdmc
-from ..sampling.curve import two_rounds
+from ..sampling.curve import rd_curve
 from .data import load_digits
 from .train import trained
 
@@ -84,12 +84,13 @@ def run_demo(out, settings: Settings, backend: str = "auto", seed: int = 0, cach
         model = trained(kind, k, cache, data=data.train, progress=log, **options)
         dec = model.decoder.eval().requires_grad_(False)
         log(f"{name}: rate-distortion curve ({settings.steps} transitions x 2 rounds)")
-        _, curve = two_rounds(dec, x, sched, seed=seed, distortion="squared_error", record=100, **common)
+        curve = rd_curve(dec, x, settings.beta_max, settings.steps, schedule=sched, seed=seed,
+                         distortion="squared_error", record=100, **common)
         entry = {"curve": _curve_json(curve), "training": {key: v[-1] for key, v in model.history.items()}}
         if kind == "vae":
             log(f"{name}: AIS log-likelihood at beta = 1")
-            _, ll = two_rounds(dec, x, schedules.sigmoid(settings.steps, 1.0), seed=seed + 1,
-                               distortion="gaussian_nll", logvar=dec.logvar, record=1, **common)
+            ll = rd_curve(dec, x, 1.0, settings.steps, schedule=schedules.sigmoid(settings.steps, 1.0), seed=seed + 1,
+                          distortion="gaussian_nll", logvar=dec.logvar, record=1, **common)
             entry["log_likelihood"] = {"mean": ll.mean_log_z[-1].item(), "per_item": ll.log_z[-1].tolist(),
                                        "ess": ll.ess[-1].mean().item()}
         if name in BDMC_MODELS:

@@ -23,8 +23,8 @@ distortion and δ_n = ∂d/∂x̂ ⊙ φ_n' are one pass for gaussian_nll and sq
 identity, tanh or sigmoid output (float32 there uses vectorised exp/tanh, a few ulp from
 torch's). Otherwise every step is a torch op.
 
-Every buffer (activations, δ's, ∂d/∂x̂) is allocated once per evaluator; a call allocates
-only the returned ∇_z d [B, K], which the driver keeps as a chain's cached gradient.
+Every buffer (activations, δ's, ∂d/∂x̂) is allocated once per evaluator; a call writes d and
+∇_z d into the caller's buffers.
 """
 from __future__ import annotations
 
@@ -186,7 +186,7 @@ def plain_mlp_layers(decoder, dtype: torch.dtype, device: torch.device):
 class MLPEvaluator:
     """d(z) [B] (float64) and ∇_z d(z) [B, K] for a plain MLP decoder and a built-in distortion.
 
-    Same contract and results as ``rdfast.distortions.Evaluator``: d and ∂d/∂x̂ from the
+    Same contract and results as ``rdfast.fastpath.Evaluator``: d and ∂d/∂x̂ from the
     backend's distortion op (or the fused output kernel) at x̂ = f(z), then the backward above.
     """
 
@@ -245,8 +245,8 @@ class MLPEvaluator:
                                 self.n_chains)
         act.backward_(self.delta[-1], self.pre[-1], self.out[-1])
 
-    def __call__(self, z: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-        """Write d(z) into ``d`` [B] and return ∇_z d(z) [B, K] (a new contiguous tensor)."""
+    def __call__(self, z: torch.Tensor, d: torch.Tensor, g: torch.Tensor) -> None:
+        """Write d(z) into ``d`` [B] and ∇_z d(z) into ``g`` [B, K]."""
         h = z.detach()
         for l in range(len(self.layers) - 1):
             h = self._layer(l, h)
@@ -255,4 +255,4 @@ class MLPEvaluator:
             torch.mm(self.delta[l], self.layers[l][0], out=self.delta[l - 1])
             self.layers[l - 1][2].backward_(self.delta[l - 1], self.pre[l - 1], self.out[l - 1])
         torch.mm(self.weights_t[0], self.delta[0].t(), out=self.grad_t)  # (δ_1 W_1)ᵀ: faster for narrow K
-        return self.grad_t.t().contiguous()  # [B, K]
+        g.copy_(self.grad_t.t())

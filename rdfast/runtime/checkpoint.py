@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import time
 
@@ -19,7 +18,7 @@ import torch
 from .atomic import write_atomic
 from .distributed import rank_path
 
-FORMAT = "rdfast-checkpoint-1"
+FORMAT = "rdfast-checkpoint-2"
 
 
 def _tensor_bytes(t: torch.Tensor) -> bytes:
@@ -44,7 +43,7 @@ def fingerprint(config: dict, decoder=None, **tensors) -> str:
     return h.hexdigest()
 
 
-def _parse_every(every):
+def parse_every(every):
     """int -> every that many transitions; float -> every that many seconds."""
     if isinstance(every, bool) or not isinstance(every, (int, float)) or not every > 0:
         raise ValueError(f"checkpoint_every: expected a positive int (transitions) or float (seconds), got {every!r}")
@@ -75,7 +74,7 @@ class Checkpointer:
 
     def __init__(self, path, every, resume, device, fingerprint_of_run):
         """``fingerprint_of_run()`` hashes the run's inputs; called only when checkpointing."""
-        self.every_kind, self.every = _parse_every(every)
+        self.every_kind, self.every = parse_every(every)
         self.loaded, self.previous_seconds, self.started = None, 0.0, time.monotonic()
         self.fp = fingerprint_of_run() if (path is not None or resume is not None) else None
         if resume is not None:
@@ -89,7 +88,7 @@ class Checkpointer:
             raise ValueError(f"checkpoint: {os.fspath(path)} already exists; pass resume={os.fspath(path)!r} to "
                              "continue that run, or remove the file")
         self.path = path
-        self.last_time, self.since = time.monotonic(), 0
+        self.last_time = time.monotonic()
 
     def completed_parts(self) -> list:
         return [] if self.loaded is None else list(self.loaded["parts"])
@@ -101,30 +100,23 @@ class Checkpointer:
         state, self.loaded["state"] = self.loaded["state"], None
         return state
 
-    def transitions_until_due(self) -> float:
-        """Transitions until a checkpoint by count is due (inf when checkpoints go by seconds or
-        there are none): the driver stops there to save."""
-        if self.path is None or self.every_kind != "transitions":
-            return math.inf
-        return max(self.every - self.since, 1)
+    @property
+    def every_transitions(self) -> int | None:
+        """A checkpoint is due after this many transitions (None: by seconds, or no checkpoints);
+        the driver's plan stops there to save."""
+        return self.every if self.path is not None and self.every_kind == "transitions" else None
 
-    def maybe_save(self, parts, offset, state, seconds, transitions: int = 1) -> None:
-        """Save if a checkpoint is due (by transitions or by seconds since the last one), after
-        ``transitions`` more transitions."""
-        if self.path is None:
-            return
-        self.since += transitions
-        due = (self.since >= self.every) if self.every_kind == "transitions" else \
-            (time.monotonic() - self.last_time >= self.every)
-        if due:
-            self.save(parts, offset, state, seconds())
+    def due_by_time(self) -> bool:
+        """Whether a checkpoint by seconds is due."""
+        return self.path is not None and self.every_kind == "seconds" and \
+            time.monotonic() - self.last_time >= self.every
 
     def save(self, parts, offset, state, seconds: float) -> None:
         if self.path is None:
             return
         save_atomic({"format": FORMAT, "fingerprint": self.fp, "parts": parts, "offset": offset,
                      "state": state, "seconds": seconds}, self.path)
-        self.last_time, self.since = time.monotonic(), 0
+        self.last_time = time.monotonic()
 
 
 def part_paths(checkpoint, resume, tag: str) -> dict:
@@ -132,7 +124,7 @@ def part_paths(checkpoint, resume, tag: str) -> dict:
 
     Each run keeps its own file ``<base>.<tag>``; on resume a run whose file exists continues
     (or, if finished, returns at once) and one that never started begins afresh. Inside a
-    process group a run's file may be this rank's ``<base>.<tag>.rank{r}of{W}`` (rdfast.distributed).
+    process group a run's file may be this rank's ``<base>.<tag>.rank{r}of{W}`` (rdfast.runtime.distributed).
     """
     if resume is not None:
         path = f"{os.fspath(resume)}.{tag}"

@@ -3,11 +3,12 @@
 On a GPU the steady state of a run must not wait on the host. Every transition reads the step
 index k, β_k and Δβ_k = β_k − β_{k−1} from 0-d tensors on the device (``DeviceClock``), which one
 in-place update advances; the fused ops and the keyed random numbers take them as device
-scalars (``rdfast.backends.protocol``). A transition's kernels are then the same launches with
-the same arguments at every step, so on CUDA a block of ``GRAPH_BLOCK`` transitions is captured
-once as a CUDA graph and replayed (``TransitionRunner``); the host only wakes between blocks to
-record, start or close a step-size knot, report progress or checkpoint, all without reading
-device memory (a checkpoint copies the state out, and the end of a run reads the results).
+scalars (``rdfast.backends.spec``). A transition's kernels are then the same launches with
+the same arguments at every step, so on CUDA a block of ``plan.GRAPH_BLOCK`` transitions is
+captured once as a CUDA graph and replayed (``TransitionRunner``); the host only wakes between
+the segments of ``rdfast.runtime.plan`` to record, start or close a step-size knot, report
+progress or checkpoint, all without reading device memory (a checkpoint copies the state out,
+and the end of a run reads the results).
 Off CUDA, or with ``cuda_graphs=False``, the same clock and body run eagerly, launch by launch.
 """
 from __future__ import annotations
@@ -17,7 +18,8 @@ import weakref
 
 import torch
 
-GRAPH_BLOCK = 8  # transitions per captured graph; a shorter remainder replays a one-transition graph
+from .plan import GRAPH_BLOCK, graph_replays
+
 WARMUP_TRANSITIONS = 2  # eager transitions on a side stream before capture: lazy initialisation
 # (cuBLAS handles and workspaces, autograd streams, Triton compilation) must not happen in a capture
 # Before torch 2.12 a capture that fails can leave the caching allocator believing a capture is
@@ -73,7 +75,8 @@ class DeviceClock:
 
 
 class TransitionRunner:
-    """Runs transitions ``body(k, beta, dbeta)`` of one batch of items on the clock's device.
+    """Runs transitions ``body()`` of one batch of items on the clock's device, the clock advanced
+    before each (the body reads its k, β_k and Δβ_k tensors).
 
     ``cuda_graphs``: None (capture on CUDA devices; if capture fails, warn and run eagerly),
     True (capture, and fail if that is impossible) or False (always eager). ``captured`` says
@@ -99,7 +102,7 @@ class TransitionRunner:
 
     def _one(self) -> None:
         self.clock.advance()
-        self.body(self.clock.k, self.clock.beta, self.clock.dbeta)
+        self.body()
 
     def run(self, n: int) -> None:
         """Make n transitions (from the clock's step k to k + n)."""
@@ -117,10 +120,8 @@ class TransitionRunner:
         # serial on one stream and nothing allocated in a capture outlives its transition (the
         # body writes its results in place into tensors made before the capture)
         with torch.cuda.device(self.device):
-            for _ in range(n // GRAPH_BLOCK):
-                self.graphs[GRAPH_BLOCK].replay()
-            for _ in range(n % GRAPH_BLOCK):
-                self.graphs[1].replay()
+            for size in graph_replays(n):
+                self.graphs[size].replay()
 
     def _warm_up(self, n: int) -> None:
         """n real transitions on a side stream (the pattern torch.cuda.graphs asks for)."""

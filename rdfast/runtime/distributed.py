@@ -32,13 +32,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..sampling.result import AISResult
-from ..sampling.stepsizes import StepSizes, as_step_sizes
-from .validation import check_data, resolve_seed
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-_PER_RECORD = ("log_z", "distortion", "rate", "ess", "accept_rate")  # AISResult fields [R, N]
-_PER_ITEM = ("acceptance", "divergences", "z", "log_w")  # AISResult fields [N, ...]
 
 
 def shard_range(n_items: int, rank: int, world: int) -> tuple[int, int]:
@@ -172,6 +167,21 @@ class Ranks:
                                  "(restart with that many, or remove the files to start afresh)")
 
 
+def checked_on_every_rank(distributed, device, check):
+    """``check()`` (the checks of a call's arguments, before any work), returning its value; inside a
+    process group a rank whose checks fail makes every rank raise, so that none waits for it."""
+    ranks = resolve(distributed, device)
+    if ranks is None:
+        return check()
+    value, error = None, None
+    try:
+        value = check()
+    except Exception as exc:  # reported to every rank below, then re-raised here
+        error = exc
+    ranks.raise_if_any_failed(error)
+    return value
+
+
 def map_items(distributed, device, n_items: int, run_items, *, seed: int, checkpoint, resume, assemble):
     """Run ``run_items`` over all items, sharded across ranks when ``distributed`` asks for it.
 
@@ -198,48 +208,8 @@ def map_items(distributed, device, n_items: int, run_items, *, seed: int, checkp
     return None if parts is None else assemble([p for p in parts if p is not None])
 
 
-def join_ais(parts: list) -> AISResult:
-    """One AISResult from the AISResults of consecutive item shards (in item order)."""
-    first = parts[0]
-    return AISResult(
-        beta=first.beta, steps=first.steps,
-        **{name: torch.cat([getattr(p, name) for p in parts], 1) for name in _PER_RECORD},
-        **{name: torch.cat([getattr(p, name) for p in parts], 0) for name in _PER_ITEM},
-        step_sizes=StepSizes(first.step_sizes.boundaries, torch.cat([p.step_sizes.log_eps for p in parts], 1)),
-        config={**first.config, "n_items": sum(p.n_items for p in parts)},
-        seconds=max(p.seconds for p in parts))
-
-
 def join_dicts(parts: list, dim: int = 1) -> dict:
     """One dict from per-shard dicts: tensors concatenated along the item dimension ``dim``,
     other values (the same on every shard) taken from the first."""
     return {name: torch.cat([p[name] for p in parts], dim) if isinstance(value, torch.Tensor) else value
             for name, value in parts[0].items()}
-
-
-def run_ais(distributed, anneal, decoder, x, betas, *, seed, generator, step_sizes, progress, checkpoint, resume,
-            **kwargs) -> AISResult | None:
-    """``anneal(decoder, x, betas, ...)`` (``rdfast.ais.anneal``), sharded over the items of ``x``
-    when ``distributed`` asks for it; replayed ``step_sizes`` go with their items."""
-    if step_sizes is not None:
-        step_sizes = as_step_sizes(step_sizes)
-        step_sizes.check_matches(betas.numel() - 1, x.shape[0])
-
-    def run_items(start, stop, *, seed, show_progress, **paths):
-        shard_steps = None if step_sizes is None else step_sizes.select(slice(start, stop))
-        return anneal(decoder, x[start:stop], betas, item_offset=start, seed=seed, step_sizes=shard_steps,
-                      progress=progress and show_progress, **paths, **kwargs)
-
-    return map_items(distributed, x.device, x.shape[0], run_items, seed=resolve_seed(seed, generator),
-                     checkpoint=checkpoint, resume=resume, assemble=join_ais)
-
-
-def run_curve(distributed, two_rounds, decoder, x, schedule, *, seed: int, **kwargs) -> AISResult | None:
-    """Round 2 of ``two_rounds`` (``rdfast.curve``). With ranks each round is sharded and
-    gathered on every rank (round 2 replays round 1's step sizes item by item); "rank0" then
-    keeps the result on rank 0 only."""
-    ranks = resolve(distributed, check_data(x).device)
-    if ranks is None:
-        return two_rounds(decoder, x, schedule, seed=seed, distributed=False, **kwargs)[1]
-    _, final = two_rounds(decoder, x, schedule, seed=ranks.agree(seed, x.shape[0]), distributed=True, **kwargs)
-    return ranks.deliver(final)

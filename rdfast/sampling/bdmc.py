@@ -16,6 +16,7 @@ step sizes are independent of the exact sample the bound relies on.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from dataclasses import dataclass, field
@@ -23,13 +24,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..runtime.distributed import join_dicts, map_items
+from ..runtime.validation import check_int, infer_latent_dim
 from . import priors, rng, schedules
 from .annealing import anneal
-from ..runtime.checkpoint import part_paths
+from .config import HMCConfig, Problem, RunConfig, split_arguments
 from .curve import second_round_seed
-from ..runtime.distributed import join_dicts, map_items
 from .result import save_npz_atomic
-from ..runtime.validation import check_int, infer_latent_dim, resolve_seed
 
 SIMULABLE = ("gaussian_nll", "squared_error")
 
@@ -177,11 +178,15 @@ def bdmc(decoder, betas, n_data: int, schedule=None, steps=None, *, distortion="
     prior = priors.check(prior, K)
     if not hasattr(prior, "from_noise"):
         raise TypeError("prior: BDMC needs a prior with from_noise(normal, uniform) to simulate exact latents")
-    seed = resolve_seed(seed, generator)
-    common = dict(distortion=distortion, logvar=logvar, prior=prior, latent_dim=K, n_chains=n_chains,
-                  leapfrog_steps=leapfrog_steps, backend=backend, progress=progress, record=1, **ais_kwargs)
-    bound = functools.partial(bound_items, decoder, prior, beta_list, schedule, steps, radius, dtype, device, common)
-    out = map_items(distributed, device, n_data, bound, seed=seed, checkpoint=checkpoint, resume=resume,
+    _, hmc_kw, run_kw = split_arguments("bdmc", ais_kwargs, allowed=("step_size", "target_accept", "adapt",
+                                                                       "batch_size", "checkpoint_every", "cuda_graphs"))
+    hmc = HMCConfig.of(n_chains=n_chains, leapfrog_steps=leapfrog_steps, **hmc_kw)
+    run = RunConfig.of(record=1, seed=seed, generator=generator, backend=backend, progress=progress,
+                       checkpoint=checkpoint, resume=resume, **run_kw)
+    simulation = dict(decoder=decoder, prior=prior, distortion=distortion, logvar=logvar, latent_dim=K, dtype=dtype,
+                      device=device)
+    bound = functools.partial(bound_items, simulation, beta_list, schedule, steps, radius, hmc, run)
+    out = map_items(distributed, device, n_data, bound, seed=run.seed, checkpoint=checkpoint, resume=resume,
                     assemble=join_dicts)
     if out is None:  # distributed="rank0", on a rank other than 0
         return None
@@ -191,28 +196,35 @@ def bdmc(decoder, betas, n_data: int, schedule=None, steps=None, *, distortion="
                       divergences=out.pop("divergences").sum(1), **out, config=config)
 
 
-def bound_items(decoder, prior, beta_list, schedule, steps, radius, dtype, device, common, start: int, stop: int, *,
-                seed: int, show_progress: bool, checkpoint=None, resume=None) -> dict:
+def bound_items(simulation: dict, beta_list, schedule, steps, radius, hmc: HMCConfig, run: RunConfig, start: int,
+                stop: int, *, seed: int, show_progress: bool, checkpoint=None, resume=None) -> dict:
     """Simulate items start..stop−1 and bound their log Z at each β: lower, upper [J, n],
     x [J, n, *event], z [J, n, K], acceptance, divergences [J, n, 2] (forward, reverse final
-    rounds), and the seed and backend used. ``common``: the keyword arguments of every AIS run."""
-    common = dict(common, item_offset=start, progress=common["progress"] and show_progress)
+    rounds), and the seed and backend used. ``simulation``: decoder, prior, distortion, logvar,
+    latent size, dtype and device of the simulated data."""
+    sim = simulation
+    run = run.replace(progress=run.progress and show_progress, checkpoint=checkpoint, resume=resume)
+    tune, frozen = dataclasses.replace(hmc, adapt=hmc.adapt or "ema", step_sizes=None), hmc
     out = {"lower": [], "upper": [], "x": [], "z": [], "acceptance": [], "divergences": []}
     for j, b in enumerate(beta_list):
-        z_star, x = simulate(decoder, prior, stop - start, b, common["distortion"], common["logvar"], dtype, device,
-                             seed, j, item_offset=start)
+        z_star, x = simulate(sim["decoder"], sim["prior"], stop - start, b, sim["distortion"], sim["logvar"],
+                             sim["dtype"], sim["device"], seed, j, item_offset=start)
+        problem = Problem.of(sim["decoder"], x, sim["distortion"], sim["logvar"], sim["prior"], sim["latent_dim"])
         path = path_to(schedule, b, steps, radius)
         s = [second_round_seed(seed + 4 * j + i) for i in range(4)]
-        ck = {tag: part_paths(checkpoint, resume, f"b{j}.{tag}") for tag in ("fwd1", "fwd2", "rev1", "rev2")}
-        fwd1 = anneal(decoder, x, path, seed=s[0], adapt="ema", label=f"bdmc β={b:.3g} forward tune",
-                      **ck["fwd1"], **common)
-        fwd2 = anneal(decoder, x, path, seed=s[1], step_sizes=fwd1, label=f"bdmc β={b:.3g} forward",
-                      **ck["fwd2"], **common)
+        label = f"bdmc β={b:.3g}"
+
+        def part(tag, index, name):
+            return run.part(f"b{j}.{tag}", seed=s[index], label=f"{label} {name}")
+
+        fwd1 = anneal(problem, path, tune, part("fwd1", 0, "forward tune"), item_offset=start)
+        fwd2 = anneal(problem, path, dataclasses.replace(frozen, adapt=None, step_sizes=fwd1.step_sizes),
+                      part("fwd2", 1, "forward"), item_offset=start)
         rev_path = path.flip(0).contiguous()
-        rev1 = anneal(decoder, x, rev_path, initial=fwd1.z.to(device), seed=s[2], adapt="ema",
-                      label=f"bdmc β={b:.3g} reverse tune", **ck["rev1"], **common)
-        rev2 = anneal(decoder, x, rev_path, initial=z_star, seed=s[3], step_sizes=rev1,
-                      label=f"bdmc β={b:.3g} reverse", **ck["rev2"], **common)
+        rev1 = anneal(problem, rev_path, tune, part("rev1", 2, "reverse tune"), initial=fwd1.z.to(sim["device"]),
+                      item_offset=start)
+        rev2 = anneal(problem, rev_path, dataclasses.replace(frozen, adapt=None, step_sizes=rev1.step_sizes),
+                      part("rev2", 3, "reverse"), initial=z_star, item_offset=start)
         out["lower"].append(fwd2.log_z[-1])
         out["upper"].append(-rev2.log_z[-1])
         out["x"].append(x.cpu())

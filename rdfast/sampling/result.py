@@ -11,8 +11,9 @@ import torch
 from ..runtime.atomic import write_atomic
 from .stepsizes import StepSizes
 
-_ARRAYS = ("beta", "steps", "log_z", "distortion", "rate", "ess", "accept_rate", "acceptance",
-           "divergences", "z", "log_w")
+_PER_RECORD = ("log_z", "distortion", "rate", "ess", "accept_rate")  # [R, N]
+_PER_ITEM = ("acceptance", "divergences", "z", "log_w")  # [N, ...]
+_ARRAYS = ("beta", "steps", *_PER_RECORD, *_PER_ITEM)
 
 
 @dataclass
@@ -65,6 +66,18 @@ class AISResult:
     def mean_log_z(self) -> torch.Tensor:
         """log Ẑ averaged over items [R] (at β = 1 with an NLL distortion: the log-likelihood)."""
         return self.log_z.mean(1)
+
+    @classmethod
+    def concat(cls, parts: list) -> "AISResult":
+        """One result from the results of consecutive item shards (in item order)."""
+        first = parts[0]
+        return cls(beta=first.beta, steps=first.steps,
+                   **{name: torch.cat([getattr(p, name) for p in parts], 1) for name in _PER_RECORD},
+                   **{name: torch.cat([getattr(p, name) for p in parts], 0) for name in _PER_ITEM},
+                   step_sizes=StepSizes(first.step_sizes.boundaries,
+                                        torch.cat([p.step_sizes.log_eps for p in parts], 1)),
+                   config={**first.config, "n_items": sum(p.n_items for p in parts)},
+                   seconds=max(p.seconds for p in parts))
 
     def summary(self) -> str:
         lines = [f"AIS: {self.n_items} items x {self.n_chains} chains, {int(self.steps[-1])} transitions, "

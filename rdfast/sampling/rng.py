@@ -105,3 +105,20 @@ def uniform(seed: int, items: torch.Tensor, n_chains: int, step, stream: int) ->
     w0, w1, _, _ = _words(seed, items, n_chains, 1, step, stream)
     bits = (w0 >> 5) * 67108864 + (w1 >> 6)  # 27 + 26 = 53 bits
     return ((bits.double() + 0.5) * (1.0 / 9007199254740992.0)).reshape(-1)
+
+
+class Keys:
+    """The random streams of a batch of rows: chains 0..M−1 of the items with global indices
+    ``items`` [N], under ``seed``. Draws at ``step`` of ``stream`` (a 0-d int64 device tensor
+    ``step`` keeps the draw on the device)."""
+
+    def __init__(self, seed: int, items: torch.Tensor, n_chains: int):
+        self.seed, self.items, self.n_chains = seed, items, n_chains
+
+    def normal(self, step, stream: int, dim: int, dtype=torch.float64) -> torch.Tensor:
+        """Standard normals [N·M, dim]."""
+        return normal(self.seed, self.items, self.n_chains, dim, step, stream, dtype)
+
+    def uniform(self, step, stream: int) -> torch.Tensor:
+        """Uniforms in (0, 1) [N·M], float64."""
+        return uniform(self.seed, self.items, self.n_chains, step, stream)

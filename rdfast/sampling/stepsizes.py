@@ -58,3 +58,28 @@ def as_step_sizes(value) -> StepSizes:
     if not isinstance(value, StepSizes):
         raise TypeError(f"step_sizes: expected a StepSizes or an AISResult from a tuning run, got {type(value).__name__}")
     return value
+
+
+class StepSizeTrace:
+    """Round 1's step sizes as they are used, compacted into a StepSizes: ``add`` each transition's
+    ε [B] (float64), ``close(j)`` at the last transition of knot j, which sets log_eps[j, n] to the
+    mean over item n's chains and the knot's transitions of log ε."""
+
+    def __init__(self, boundaries: torch.Tensor, n_items: int, n_chains: int, device):
+        self.boundaries, self.n_chains = boundaries, n_chains
+        self.sum_log_eps = torch.zeros(n_items * n_chains, dtype=torch.float64, device=device)  # [B] this knot's Σ log ε
+        self.log_eps = torch.empty(boundaries.numel() - 1, n_items, dtype=torch.float64, device=device)  # [S, N]
+
+    def add(self, eps: torch.Tensor) -> None:
+        self.sum_log_eps.add_(torch.log(eps))
+
+    def close(self, knot: int) -> None:
+        count = int(self.boundaries[knot + 1] - self.boundaries[knot])
+        self.log_eps[knot] = self.sum_log_eps.view(-1, self.n_chains).sum(1) / (self.n_chains * count)
+        self.sum_log_eps.zero_()
+
+    def to_dict(self) -> dict:
+        return {"sum_log_eps": self.sum_log_eps, "log_eps": self.log_eps}
+
+    def load(self, saved: dict) -> None:
+        self.sum_log_eps, self.log_eps = saved["sum_log_eps"], saved["log_eps"]

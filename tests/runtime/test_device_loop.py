@@ -66,7 +66,7 @@ def test_clock_gives_the_host_values():
 def test_runner_counts_transitions_and_rejects_graphs_off_cuda():
     clock = DeviceClock(torch.linspace(0, 1, 30, dtype=torch.float64), 3, torch.device("cpu"))
     seen = []
-    runner = TransitionRunner(lambda k, beta, dbeta: seen.append(int(k)), clock, None)
+    runner = TransitionRunner(lambda: seen.append(int(clock.k)), clock, None)
     runner.run(5)
     runner.run(0)
     runner.run(2)
@@ -242,7 +242,7 @@ class FakeCuda:
 def fake_runner(monkeypatch, fail=False, required=False):
     clock = DeviceClock(torch.linspace(0, 1, 200, dtype=torch.float64), 0, torch.device("cpu"))
     seen = []
-    runner = TransitionRunner(lambda k, beta, dbeta: seen.append(int(k)), clock, False)
+    runner = TransitionRunner(lambda: seen.append(int(clock.k)), clock, False)
     runner.required = required
     fake = FakeCuda(runner, fail)
     for name, value in fake.patches.items():

@@ -51,6 +51,7 @@ def test_reverse_weights_by_hand():
     pr = linear_problem(2, 6, 1, logvar=-1.0, seed=1)
     from rdfast.sampling.annealing import anneal
     from rdfast.sampling.bdmc import simulate
+    from rdfast.sampling.config import HMCConfig, Problem, RunConfig
     prior = rdfast.StandardNormal(2)
     z_star, x = simulate(pr.decoder, prior, 3, 2.0, "gaussian_nll", pr.logvar, torch.float64, torch.device("cpu"), 5, 0)
     path = torch.tensor([2.0, 0.7, 0.0], dtype=torch.float64)
@@ -58,9 +59,11 @@ def test_reverse_weights_by_hand():
     def d_of(z, xi):
         return 0.5 * (((xi - pr.decoder(z)) ** 2) * math.exp(-pr.logvar) + pr.logvar + math.log(2 * math.pi)).sum(-1)
 
-    kw = dict(logvar=pr.logvar, n_chains=4, leapfrog_steps=3, seed=9, backend="torch", adapt=None, step_size=0.3)
-    two = anneal(pr.decoder, x, path, initial=z_star, record=[1, 2], **kw)
-    one = anneal(pr.decoder, x, path[:2].contiguous(), initial=z_star, record=[1], **kw)  # same keyed randomness
+    problem = Problem.of(pr.decoder, x, logvar=pr.logvar)
+    hmc = HMCConfig.of(n_chains=4, leapfrog_steps=3, adapt=None, step_size=0.3)
+    two = anneal(problem, path, hmc, RunConfig.of(record=[1, 2], seed=9, backend="torch"), initial=z_star)
+    one = anneal(problem, path[:2].contiguous(), hmc, RunConfig.of(record=[1], seed=9, backend="torch"),
+                 initial=z_star)  # same keyed randomness
     with torch.no_grad():
         w1 = (2.0 - 0.7) * d_of(z_star, x)  # [N]
         torch.testing.assert_close(two.log_z[0], w1, rtol=1e-12, atol=1e-12)

@@ -1,0 +1,151 @@
+"""The settings of an annealing run as three checked objects, built by the public functions
+(``rdfast.ais``, ``rd_curve``, ``bdmc``) from their keyword arguments before any work starts:
+
+* ``Problem``: what is estimated: decoder, data, distortion, prior, latent size;
+* ``HMCConfig``: the transition and its tuning: chains, leapfrog steps, step sizes and the rule
+  that adapts them, or the frozen step sizes of a tuning round;
+* ``RunConfig``: how it runs: records, seed, backend, batches, progress, checkpoints, graphs.
+
+Each is frozen; ``replace`` (dataclasses) derives variants, ``items`` selects a shard of items.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+
+from ..runtime.checkpoint import parse_every, part_paths
+from ..runtime.validation import check_data, check_int, check_positive_float, infer_latent_dim, resolve_seed
+from . import adapt as adaptation
+from . import priors
+from .distortions import Distortion, resolve
+from .stepsizes import StepSizes, as_step_sizes
+
+DEFAULT_ADAPT = "default"  # "ema" when tuning, None when frozen step sizes are replayed
+
+
+@dataclass(frozen=True)
+class Problem:
+    """x [N, *event] (float32/float64, checked), ``decoder`` z [rows, K] -> x̂, a resolved
+    ``distortion``, a ``prior`` over z (standard normal or an object with log_prob and
+    from_noise/sample) and the latent size K."""
+
+    decoder: Any
+    x: torch.Tensor
+    distortion: Distortion
+    prior: Any
+    latent_dim: int
+
+    @classmethod
+    def of(cls, decoder, x, distortion="gaussian_nll", logvar=None, prior=None, latent_dim=None) -> "Problem":
+        if not callable(decoder):
+            raise TypeError(f"decoder: expected a callable z [rows, K] -> x_hat (an nn.Module, a function), "
+                            f"got {type(decoder).__name__}")
+        x = check_data(x)
+        K = infer_latent_dim(decoder, prior, latent_dim)
+        return cls(decoder, x, resolve(distortion, logvar, x), priors.check(prior, K), K)
+
+    def items(self, start: int, stop: int) -> "Problem":
+        return dataclasses.replace(self, x=self.x[start:stop])
+
+
+@dataclass(frozen=True)
+class HMCConfig:
+    """M chains per item, L leapfrog steps, initial step size ε0, the acceptance target and rule
+    name of round 1's adaptation (``rdfast.sampling.adapt``), or the frozen ``step_sizes`` of a
+    tuning round (then ``adapt`` is None)."""
+
+    n_chains: int = 16
+    leapfrog_steps: int = 10
+    step_size: float = 0.01
+    target_accept: float = 0.65
+    adapt: Optional[str] = "ema"
+    step_sizes: Optional[StepSizes] = None
+
+    @classmethod
+    def of(cls, n_chains=16, leapfrog_steps=10, step_size=0.01, target_accept=0.65, adapt=DEFAULT_ADAPT,
+           step_sizes=None) -> "HMCConfig":
+        n_chains = check_int("n_chains", n_chains)
+        leapfrog_steps = check_int("leapfrog_steps", leapfrog_steps)
+        step_size = check_positive_float("step_size", step_size)
+        if isinstance(target_accept, bool) or not (isinstance(target_accept, (int, float)) and 0 < target_accept < 1):
+            raise ValueError(f"target_accept: expected a number in (0, 1), got {target_accept!r}")
+        if step_sizes is not None:
+            step_sizes = as_step_sizes(step_sizes)
+            if adapt == DEFAULT_ADAPT:
+                adapt = None
+            elif adapt is not None:
+                raise ValueError("adapt: replayed step_sizes are frozen; pass adapt=None (or leave it out)")
+        elif adapt == DEFAULT_ADAPT:
+            adapt = "ema"
+        adaptation.make(adapt, float(target_accept))  # a clear error for an unknown rule, now
+        return cls(n_chains, leapfrog_steps, step_size, float(target_accept), adapt, step_sizes)
+
+    def rule(self):
+        """The step-size rule of this run (None: frozen)."""
+        return adaptation.make(self.adapt, self.target_accept)
+
+    def check_against(self, n_transitions: int, n_items: int) -> None:
+        if self.step_sizes is not None:
+            self.step_sizes.check_matches(n_transitions, n_items)
+
+    def items(self, start: int, stop: int) -> "HMCConfig":
+        if self.step_sizes is None:
+            return self
+        return dataclasses.replace(self, step_sizes=self.step_sizes.select(slice(start, stop)))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """record: how many evenly spaced transitions (the last included) or which; seed: the int key
+    of every random stream; backend; batch_size: items per pass (None: all); progress; checkpoint
+    path, checkpoint_every (seconds if float, transitions if int), resume path; cuda_graphs
+    (None, True, False: ``rdfast.runtime.device_loop``); label: the name progress shows."""
+
+    seed: int
+    record: Any = 100
+    backend: str = "auto"
+    batch_size: Optional[int] = None
+    progress: bool = False
+    checkpoint: Any = None
+    checkpoint_every: Any = 600.0
+    resume: Any = None
+    cuda_graphs: Optional[bool] = None
+    label: str = "ais"
+
+    @classmethod
+    def of(cls, record=100, seed=None, generator=None, backend="auto", batch_size=None, progress=False,
+           checkpoint=None, checkpoint_every=600.0, resume=None, cuda_graphs=None, label="ais") -> "RunConfig":
+        if batch_size is not None:
+            check_int("batch_size", batch_size)
+        if cuda_graphs not in (None, True, False):
+            raise ValueError(f"cuda_graphs: expected None, True or False, got {cuda_graphs!r}")
+        parse_every(checkpoint_every)
+        return cls(resolve_seed(seed, generator), record, backend, batch_size, bool(progress), checkpoint,
+                   checkpoint_every, resume, cuda_graphs, label)
+
+    def replace(self, **changes) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+    def part(self, tag: str, **changes) -> "RunConfig":
+        """This run as one part of a multi-run call: its own checkpoint file ``<path>.<tag>``
+        (``rdfast.runtime.checkpoint.part_paths``)."""
+        paths = {"checkpoint": None, "resume": None, **part_paths(self.checkpoint, self.resume, tag)}
+        return dataclasses.replace(self, **paths, **changes)
+
+
+PROBLEM_ARGS = ("distortion", "logvar", "prior", "latent_dim")
+HMC_ARGS = ("n_chains", "leapfrog_steps", "step_size", "target_accept", "adapt", "step_sizes")
+RUN_ARGS = ("record", "seed", "generator", "backend", "batch_size", "progress", "checkpoint", "checkpoint_every",
+            "resume", "cuda_graphs")
+
+
+def split_arguments(caller: str, kwargs: dict, allowed=PROBLEM_ARGS + HMC_ARGS + RUN_ARGS) -> tuple:
+    """``kwargs`` of ``rdfast.ais`` passed through another function, as (problem, hmc, run)
+    keyword dicts; a TypeError names one that ``caller`` does not take."""
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise TypeError(f"{caller}() got unexpected keyword arguments {unknown}")
+    return tuple({name: kwargs[name] for name in group if name in kwargs} for group in (PROBLEM_ARGS, HMC_ARGS, RUN_ARGS))
