@@ -81,11 +81,8 @@ void def_cpu(py::module_& m, const char* name, void (*launch)(const Args&)) {
 PYBIND11_MODULE(_C, m) {
   m.doc() = "rdfast compiled kernels: the fused AIS/HMC ops on raw pointers (see rdfast.backends.native)";
 
-  RDFAST_BIND_STRUCT(m, "DistortionArgs", rdfast::DistortionArgs, RDFAST_DISTORTION_ARGS)
-  RDFAST_BIND_STRUCT(m, "LeapfrogBeginArgs", rdfast::LeapfrogBeginArgs, RDFAST_LEAPFROG_BEGIN_ARGS)
-  RDFAST_BIND_STRUCT(m, "LeapfrogArgs", rdfast::LeapfrogArgs, RDFAST_LEAPFROG_ARGS)
-  RDFAST_BIND_STRUCT(m, "MetropolisArgs", rdfast::MetropolisArgs, RDFAST_METROPOLIS_ARGS)
-  RDFAST_BIND_STRUCT(m, "RecordArgs", rdfast::RecordArgs, RDFAST_RECORD_ARGS)
+#define RDFAST_BIND_OP_STRUCT(Name, FIELDS) RDFAST_BIND_STRUCT(m, #Name, rdfast::Name, FIELDS)
+  RDFAST_STRUCTS(RDFAST_BIND_OP_STRUCT)
   RDFAST_BIND_STRUCT(m, "PhiloxArgs", rdfast::PhiloxArgs, RDFAST_PHILOX_ARGS)
   RDFAST_BIND_STRUCT(m, "BiasActArgs", rdfast::cpu::BiasActArgs, RDFAST_BIAS_ACT_ARGS)
   RDFAST_BIND_STRUCT(m, "MlpOutputArgs", rdfast::cpu::MlpOutputArgs, RDFAST_MLP_OUTPUT_ARGS)
@@ -99,12 +96,9 @@ PYBIND11_MODULE(_C, m) {
   m.attr("enums") = enums;
 
   py::module_ cpu = m.def_submodule("cpu", "OpenMP kernels on host memory");
-  def_cpu(cpu, "distortion", rdfast::cpu::distortion);
-  def_cpu(cpu, "leapfrog_begin", rdfast::cpu::leapfrog_begin);
-  def_cpu(cpu, "leapfrog_step", rdfast::cpu::leapfrog_step);
-  def_cpu(cpu, "leapfrog_end", rdfast::cpu::leapfrog_end);
-  def_cpu(cpu, "metropolis", rdfast::cpu::metropolis);
-  def_cpu(cpu, "record", rdfast::cpu::record);
+#define RDFAST_DEF_CPU(op, Args) def_cpu(cpu, #op, rdfast::cpu::op);
+  RDFAST_TYPED_OPS(RDFAST_DEF_CPU)
+  RDFAST_UNTYPED_OPS(RDFAST_DEF_CPU)
   def_cpu(cpu, "philox_words", rdfast::cpu::philox_words);  // rdfast.sampling.rng's words
   def_cpu(cpu, "mlp_bias_act", rdfast::cpu::mlp_bias_act);  // the MLP fast path (rdfast.fastpath)
   def_cpu(cpu, "mlp_output", rdfast::cpu::mlp_output);
@@ -113,12 +107,9 @@ PYBIND11_MODULE(_C, m) {
   m.attr("has_cuda") = true;
   py::module_ cuda = m.def_submodule("cuda", "CUDA kernels on device memory, enqueued on a given stream");
   const auto gil = py::call_guard<py::gil_scoped_release>();
-  cuda.def("distortion", &rdfast::cuda::distortion, gil);
-  cuda.def("leapfrog_begin", &rdfast::cuda::leapfrog_begin, gil);
-  cuda.def("leapfrog_step", &rdfast::cuda::leapfrog_step, gil);
-  cuda.def("leapfrog_end", &rdfast::cuda::leapfrog_end, gil);
-  cuda.def("metropolis", &rdfast::cuda::metropolis, gil);
-  cuda.def("record", &rdfast::cuda::record, gil);
+#define RDFAST_DEF_CUDA(op, Args) cuda.def(#op, &rdfast::cuda::op, gil);
+  RDFAST_TYPED_OPS(RDFAST_DEF_CUDA)
+  RDFAST_UNTYPED_OPS(RDFAST_DEF_CUDA)
   cuda.def("philox_words", &rdfast::cuda::philox_words, gil);
   cuda.def("device_count", &rdfast::cuda::device_count,
            "Number of CUDA devices; 0 (never an error) without a driver or device.");

@@ -1,15 +1,16 @@
-// CPU launchers of the six fused ops (OpenMP over rows); dtype is rdfast::DType.
+// CPU launchers of the fused ops (OpenMP over rows), one per entry of op_args.h's op lists;
+// dtype is rdfast::DType.
 #pragma once
 
 #include "op_args.h"
 
 namespace rdfast::cpu {
 
-void distortion(int dtype, const DistortionArgs& a);
-void leapfrog_begin(int dtype, const LeapfrogBeginArgs& a);
-void leapfrog_step(int dtype, const LeapfrogArgs& a);
-void leapfrog_end(int dtype, const LeapfrogArgs& a);
-void metropolis(int dtype, const MetropolisArgs& a);
-void record(const RecordArgs& a);
+#define RDFAST_DECLARE_TYPED(op, Args) void op(int dtype, const Args& a);
+#define RDFAST_DECLARE_UNTYPED(op, Args) void op(const Args& a);
+RDFAST_TYPED_OPS(RDFAST_DECLARE_TYPED)
+RDFAST_UNTYPED_OPS(RDFAST_DECLARE_UNTYPED)
+#undef RDFAST_DECLARE_TYPED
+#undef RDFAST_DECLARE_UNTYPED
 
 }  // namespace rdfast::cpu

@@ -1,4 +1,4 @@
-// Philox-4x32-10 counter words on the CPU (rdfast/cpu_kernels.py); the maths is csrc/philox.h.
+// Philox-4x32-10 counter words on the CPU (rdfast/backends/native.py); the maths is csrc/philox.h.
 #pragma once
 
 #include "philox.h"

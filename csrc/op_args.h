@@ -113,11 +113,27 @@ enum class MetricLayout : int { RDFAST_ENUM_METRIC_LAYOUT(RDFAST_ENUMERATOR) };
   F(int64_t, n_items) \
   F(int64_t, n_chains)
 
+// The argument structs (name, fields) and the ops (name, struct): the launchers of cpu_ops.h
+// and cuda_ops.h and the bindings are declared from these lists. Typed ops take the dtype code.
+#define RDFAST_STRUCTS(S)                                \
+  S(DistortionArgs, RDFAST_DISTORTION_ARGS)              \
+  S(LeapfrogBeginArgs, RDFAST_LEAPFROG_BEGIN_ARGS)       \
+  S(LeapfrogArgs, RDFAST_LEAPFROG_ARGS)                  \
+  S(MetropolisArgs, RDFAST_METROPOLIS_ARGS)              \
+  S(RecordArgs, RDFAST_RECORD_ARGS)
+#define RDFAST_TYPED_OPS(X)                \
+  X(distortion, DistortionArgs)            \
+  X(leapfrog_begin, LeapfrogBeginArgs)     \
+  X(leapfrog_step, LeapfrogArgs)           \
+  X(leapfrog_end, LeapfrogArgs)            \
+  X(metropolis, MetropolisArgs)
+#define RDFAST_UNTYPED_OPS(X) X(record, RecordArgs)
+
 #define RDFAST_FIELD(type, name) type name;
-struct DistortionArgs { RDFAST_DISTORTION_ARGS(RDFAST_FIELD) };
-struct LeapfrogBeginArgs { RDFAST_LEAPFROG_BEGIN_ARGS(RDFAST_FIELD) };
-struct LeapfrogArgs { RDFAST_LEAPFROG_ARGS(RDFAST_FIELD) };
-struct MetropolisArgs { RDFAST_METROPOLIS_ARGS(RDFAST_FIELD) };
-struct RecordArgs { RDFAST_RECORD_ARGS(RDFAST_FIELD) };
+#define RDFAST_STRUCT(Name, FIELDS) \
+  struct Name {                     \
+    FIELDS(RDFAST_FIELD)            \
+  };
+RDFAST_STRUCTS(RDFAST_STRUCT)
 
 }  // namespace rdfast

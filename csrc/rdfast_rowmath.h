@@ -9,6 +9,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 
 #include "op_args.h"
@@ -99,6 +101,32 @@ template <Kind kKind>
 RDFAST_HD double distortion_row(double term_sum, int64_t size) {
   if constexpr (kKind == Kind::GAUSSIAN_NLL) return 0.5 * (term_sum + static_cast<double>(size) * kLog2Pi);
   return term_sum;
+}
+
+// fn(DistortionTag<kind, layout>{}) for the pairs the kernels compile: gaussian_nll with every
+// log-variance layout, the other kinds without one (their layout code is ignored). A new kind
+// gets its term above and its case here.
+template <Kind kKind, LogvarLayout kLogvar>
+struct DistortionTag {
+  static constexpr Kind kind = kKind;
+  static constexpr LogvarLayout logvar = kLogvar;
+};
+
+template <class Fn>
+decltype(auto) dispatch_distortion(int kind, int logvar_layout, Fn&& fn) {
+  switch (static_cast<Kind>(kind)) {
+    case Kind::GAUSSIAN_NLL:
+      switch (static_cast<LogvarLayout>(logvar_layout)) {
+        case LogvarLayout::NONE: return fn(DistortionTag<Kind::GAUSSIAN_NLL, LogvarLayout::NONE>{});
+        case LogvarLayout::SCALAR: return fn(DistortionTag<Kind::GAUSSIAN_NLL, LogvarLayout::SCALAR>{});
+        case LogvarLayout::PER_PIXEL: return fn(DistortionTag<Kind::GAUSSIAN_NLL, LogvarLayout::PER_PIXEL>{});
+        case LogvarLayout::PER_ROW: return fn(DistortionTag<Kind::GAUSSIAN_NLL, LogvarLayout::PER_ROW>{});
+      }
+      throw std::invalid_argument("logvar_layout code must be 0..3, got " + std::to_string(logvar_layout));
+    case Kind::BERNOULLI_NLL: return fn(DistortionTag<Kind::BERNOULLI_NLL, LogvarLayout::NONE>{});
+    case Kind::SQUARED_ERROR: return fn(DistortionTag<Kind::SQUARED_ERROR, LogvarLayout::NONE>{});
+  }
+  throw std::invalid_argument("kind code must be 0..2, got " + std::to_string(kind));
 }
 
 // ---- leapfrog --------------------------------------------------------------------------

@@ -12,15 +12,15 @@ import math
 import triton
 import triton.language as tl
 
-from rdfast.backends.spec import Kind, LogvarLayout
+from rdfast.backends import spec
 
 from .numerics import sigmoid, softplus
 
-GAUSSIAN_NLL = tl.constexpr(int(Kind.GAUSSIAN_NLL))
-BERNOULLI_NLL = tl.constexpr(int(Kind.BERNOULLI_NLL))
-LOGVAR_SCALAR = tl.constexpr(int(LogvarLayout.SCALAR))  # v [1]
-LOGVAR_PIXEL = tl.constexpr(int(LogvarLayout.PER_PIXEL))  # v [P], shared by all rows
-LOGVAR_ROW = tl.constexpr(int(LogvarLayout.PER_ROW))  # v [B, P], one per row (its gradient is written too)
+GAUSSIAN_NLL = tl.constexpr(int(spec.Kind.GAUSSIAN_NLL))
+BERNOULLI_NLL = tl.constexpr(int(spec.Kind.BERNOULLI_NLL))
+LOGVAR_SCALAR = tl.constexpr(int(spec.LogvarLayout.SCALAR))  # v [1]
+LOGVAR_PIXEL = tl.constexpr(int(spec.LogvarLayout.PER_PIXEL))  # v [P], shared by all rows
+LOGVAR_ROW = tl.constexpr(int(spec.LogvarLayout.PER_ROW))  # v [B, P], one per row (its gradient is written too)
 
 LOG_2PI = tl.constexpr(math.log(2.0 * math.pi))
 
@@ -73,3 +73,20 @@ def distortion_kernel(
     if KIND == GAUSSIAN_NLL:
         total = 0.5 * total
     tl.store(d_ptr + rows, total, mask=row_ok)
+
+
+# ---- launch: the arguments of the kernel above (``rdfast.backends.triton.prepare``) ----------
+
+def prepare_distortion(kw, bound, tiles):
+    """(kernel, grid, arguments, constexprs) of the distortion op: one program per BLOCK_ROWS rows."""
+    kind = spec.Kind.of(kw["kind"])
+    B, P = bound.sizes["B"], bound.sizes["P"]
+    layout = (spec.logvar_layout(kw["logvar"], bound, kw["grad_logvar"]) if kind == spec.Kind.GAUSSIAN_NLL
+              else spec.LogvarLayout.NONE)
+    xhat = kw["xhat"]
+    logvar = kw["logvar"] if layout != spec.LogvarLayout.NONE else xhat
+    grad_logvar = kw["grad_logvar"] if layout == spec.LogvarLayout.PER_ROW else kw["grad_xhat"]
+    block_rows, block_cols = tiles.blocks(B, P)
+    args = (kw["x"], xhat, logvar, kw["d"], kw["grad_xhat"], grad_logvar, B, P, kw["n_chains"])
+    return distortion_kernel, (tiles.cdiv(B, block_rows),), args, dict(
+        KIND=int(kind), LOGVAR=int(layout), BLOCK_ROWS=block_rows, BLOCK_COLS=block_cols)

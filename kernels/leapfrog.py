@@ -11,6 +11,8 @@ arguments, or (BETA_AT / DBETA_AT) float64 numbers in memory read at launch.
 import triton
 import triton.language as tl
 
+from rdfast.backends import spec
+
 from .metric import kinetic_terms, velocity
 from .numerics import scalar_f64
 
@@ -94,3 +96,42 @@ def leapfrog_kick_kernel(
             p = p - eps * grad
             tl.store(z_ptr + at, z + eps * velocity(p, METRIC), mask=mask)
         tl.store(p_ptr + at, p, mask=mask)
+
+
+# ---- launch: the arguments of the kernel above (``rdfast.backends.triton.prepare``) ----------
+
+def prepare_leapfrog_begin(kw, bound, tiles):
+    """(kernel, grid, arguments, constexprs) of leapfrog_begin: one program per BLOCK_ROWS rows."""
+    B, K = bound.sizes["B"], bound.sizes["K"]
+    block_rows, block_cols = tiles.blocks(B, K)
+    eps = kw["eps"]
+    beta, beta_at, beta_in_memory = tiles.scalar("leapfrog_begin", "beta", kw["beta"], eps)
+    dbeta, dbeta_at, dbeta_in_memory = tiles.scalar("leapfrog_begin", "dbeta", kw["dbeta"], eps)
+    pe, pg = kw["prior_energy"], kw["prior_grad"]
+    args = (kw["z0"], kw["g0"], kw["d0"], kw["p"], kw["z"], kw["logw"], kw["h0"], eps,
+            kw["d0"] if pe is None else pe, kw["z0"] if pg is None else pg, beta_at, dbeta_at, B, K, beta, dbeta)
+    return leapfrog_begin_kernel, (tiles.cdiv(B, block_rows),), args, dict(
+        METRIC=int(spec.metric_layout("leapfrog_begin", kw["metric"])), HAS_PRIOR_ENERGY=pe is not None,
+        HAS_PRIOR_GRAD=pg is not None, BETA_AT=beta_in_memory, DBETA_AT=dbeta_in_memory,
+        BLOCK_ROWS=block_rows, BLOCK_COLS=block_cols)
+
+
+def _prepare_kick(op, kw, bound, tiles):
+    """The kick (and drift unless leapfrog_end) on z, g, p [B, K]: one program per BLOCK_ROWS rows."""
+    B, K = bound.sizes["B"], bound.sizes["K"]
+    block_rows, block_cols = tiles.blocks(B, K)
+    beta, beta_at, beta_in_memory = tiles.scalar(op, "beta", kw["beta"], kw["eps"])
+    pg = kw["prior_grad"]
+    last = op == "leapfrog_end"
+    args = (kw["z"], kw["g"], kw["p"], kw["eps"], kw["z"] if pg is None else pg, beta_at, B, K, beta)
+    return leapfrog_kick_kernel, (tiles.cdiv(B, block_rows),), args, dict(
+        LAST=last, METRIC=int(spec.metric_layout(op, None if last else kw["metric"])),
+        HAS_PRIOR_GRAD=pg is not None, BETA_AT=beta_in_memory, BLOCK_ROWS=block_rows, BLOCK_COLS=block_cols)
+
+
+def prepare_leapfrog_step(kw, bound, tiles):
+    return _prepare_kick("leapfrog_step", kw, bound, tiles)
+
+
+def prepare_leapfrog_end(kw, bound, tiles):
+    return _prepare_kick("leapfrog_end", kw, bound, tiles)

@@ -4,9 +4,9 @@ drift velocity M⁻¹p and the terms p ⊙ M⁻¹p of the kinetic energy K = ½ 
 import triton
 import triton.language as tl
 
-from rdfast.backends.spec import MetricLayout
+from rdfast.backends import spec
 
-IDENTITY = tl.constexpr(int(MetricLayout.IDENTITY))
+IDENTITY = tl.constexpr(int(spec.MetricLayout.IDENTITY))
 
 
 @triton.jit

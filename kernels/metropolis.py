@@ -11,6 +11,8 @@
 import triton
 import triton.language as tl
 
+from rdfast.backends import spec
+
 from .metric import kinetic_terms
 from .numerics import is_finite, scalar_f64
 
@@ -65,3 +67,18 @@ def metropolis_kernel(
     tl.store(accepted_ptr + rows, accept.to(tl.float64), mask=row_ok)
     ratio = tl.exp(tl.where(finite, h0 - h1, 0.0))
     tl.store(accept_prob_ptr + rows, tl.where(finite, tl.where(ratio > 1.0, 1.0, ratio), 0.0), mask=row_ok)
+
+
+# ---- launch: the arguments of the kernel above (``rdfast.backends.triton.prepare``) ----------
+
+def prepare_metropolis(kw, bound, tiles):
+    """(kernel, grid, arguments, constexprs) of metropolis: one program per BLOCK_ROWS rows."""
+    B, K = bound.sizes["B"], bound.sizes["K"]
+    block_rows, block_cols = tiles.blocks(B, K)
+    beta, beta_at, beta_in_memory = tiles.scalar("metropolis", "beta", kw["beta"], kw["h0"])
+    pe = kw["prior_energy"]
+    args = (kw["z0"], kw["g0"], kw["d0"], kw["z"], kw["g"], kw["d"], kw["p"], kw["h0"], kw["u"], kw["accepted"],
+            kw["accept_prob"], kw["n_accept"], kw["n_diverge"], kw["d"] if pe is None else pe, beta_at, B, K, beta)
+    return metropolis_kernel, (tiles.cdiv(B, block_rows),), args, dict(
+        METRIC=int(spec.metric_layout("metropolis", kw["metric"])), HAS_PRIOR_ENERGY=pe is not None,
+        BETA_AT=beta_in_memory, BLOCK_ROWS=block_rows, BLOCK_COLS=block_cols)

@@ -4,6 +4,8 @@
   D̂ = Σ_m w̃ d  (chains of zero weight add 0, even where d is not finite);  ESS = 1 / Σ_m w̃²
 logsumexp shifts by the largest log w, or by 0 where that is ±∞ (as torch.logsumexp does).
 """
+import math
+
 import triton
 import triton.language as tl
 
@@ -52,3 +54,14 @@ def record_kernel(
     tl.store(log_z_ptr + items, lse - as_float64(log_chains), mask=item_ok)
     tl.store(dist_ptr + items, dist, mask=item_ok)
     tl.store(ess_ptr + items, 1.0 / sum_sq, mask=item_ok)
+
+
+# ---- launch: the arguments of the kernel above (``rdfast.backends.triton.prepare``) ----------
+
+def prepare_record(kw, bound, tiles):
+    """(kernel, grid, arguments, constexprs) of record: one program per BLOCK_ITEMS items."""
+    N, M = bound.sizes["N"], kw["n_chains"]
+    block_items, block_chains = tiles.blocks(N, M)
+    args = (kw["logw"], kw["d"], kw["log_z"], kw["dist"], kw["ess"], N, M, math.log(M))
+    return record_kernel, (tiles.cdiv(N, block_items),), args, dict(
+        BLOCK_ITEMS=block_items, BLOCK_CHAINS=block_chains)

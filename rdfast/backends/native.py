@@ -19,9 +19,7 @@ except ImportError as exc:  # the package runs from a source tree without the co
     _C = None
     IMPORT_ERROR = str(exc)
 
-_STRUCTS = {"distortion": "DistortionArgs", "leapfrog_begin": "LeapfrogBeginArgs", "leapfrog_step": "LeapfrogArgs",
-            "leapfrog_end": "LeapfrogArgs", "metropolis": "MetropolisArgs", "record": "RecordArgs"}
-_UNTYPED = ("record",)  # launchers without a dtype code
+_SIZE_FIELDS = {"rows": "B", "dim": "K", "n_items": "N", "size": "P"}  # struct field -> size symbol
 
 
 def extension_reason() -> str:
@@ -41,22 +39,21 @@ def address(t) -> int:
     return 0 if t is None else t.data_ptr()
 
 
-def _op_fields(op: str, kw: dict, bound: spec.Bound) -> dict:
-    """The struct fields of ``op`` beyond its arrays and scalars: codes, sizes, options."""
-    sizes = bound.sizes
+def _op_fields(op: str, kw: dict, bound: spec.Bound, args) -> dict:
+    """The struct fields of ``op`` beyond its arrays and scalars: sizes (by field name), n_chains,
+    the metric layout, and the distortion's kind and log-variance."""
+    fields = {name: bound.sizes[symbol] for name, symbol in _SIZE_FIELDS.items() if hasattr(args, name)}
+    if hasattr(args, "n_chains"):
+        fields["n_chains"] = kw["n_chains"]
+    if spec.OPS[op].metric:
+        fields["metric"] = int(spec.metric_layout(op, kw["metric"]))
     if op == "distortion":
         kind = spec.Kind.of(kw["kind"])
         layout = (spec.logvar_layout(kw["logvar"], bound, kw["grad_logvar"]) if kind == spec.Kind.GAUSSIAN_NLL
                   else spec.LogvarLayout.NONE)
-        return dict(kind=int(kind), logvar_layout=int(layout),
-                    logvar=address(kw["logvar"] if layout != spec.LogvarLayout.NONE else None),
-                    grad_logvar=address(kw["grad_logvar"] if layout == spec.LogvarLayout.PER_ROW else None),
-                    n_items=sizes["N"], n_chains=kw["n_chains"], size=sizes["P"])
-    if op == "record":
-        return dict(n_items=sizes["N"], n_chains=kw["n_chains"])
-    fields = dict(rows=sizes["B"], dim=sizes["K"])
-    if spec.OPS[op].metric or op == "leapfrog_end":  # leapfrog_end shares leapfrog_step's struct
-        fields["metric"] = int(spec.metric_layout(op, kw.get("metric")))
+        fields.update(kind=int(kind), logvar_layout=int(layout),
+                      logvar=address(kw["logvar"] if layout != spec.LogvarLayout.NONE else None),
+                      grad_logvar=address(kw["grad_logvar"] if layout == spec.LogvarLayout.PER_ROW else None))
     return fields
 
 
@@ -77,9 +74,11 @@ class NativeOps:
             raise ValueError(f"{op}: the {self.device_type} backend got tensors on {bound.device}")
         fields = {name: address(t) for name, t in arrays.items()}
         fields.update({name: spec.scalar(op, name, kw[name], torch.float64, bound.device) for name in op_spec.scalars})
-        fields.update(_op_fields(op, kw, bound))
-        args = struct(_STRUCTS[op], **fields)
-        launch_args = (args,) if op in _UNTYPED else (int(spec.TORCH_DTYPES[bound.dtype]), args)
+        args = struct(op_spec.struct)
+        for name, value in {**fields, **_op_fields(op, kw, bound, args)}.items():
+            setattr(args, name, value)
+        typed = bound.dtype is not None  # an op with T arrays takes the dtype code
+        launch_args = (int(spec.TORCH_DTYPES[bound.dtype]), args) if typed else (args,)
         keep_alive = [t for t in kw.values() if isinstance(t, torch.Tensor)]
         return self._launch(getattr(self.launchers, op), launch_args, bound.device, keep_alive)
 

@@ -94,9 +94,13 @@ class Array:
 @dataclass(frozen=True)
 class OpSpec:
     """One fused op: its parameters in call order, its arrays (launch order), its float64 scalars
-    (β, Δβ), whether it takes a metric, and the formula it computes."""
+    (β, Δβ), whether it takes a metric, the formula it computes, its argument struct in
+    csrc/op_args.h and the module of ``rdfast.kernels`` that holds its Triton kernel (and
+    ``prepare_<name>``, the launch of it)."""
 
     name: str
+    struct: str
+    kernels: str
     params: tuple
     arrays: dict
     scalars: tuple = ()
@@ -105,7 +109,8 @@ class OpSpec:
 
 
 OPS = {op.name: op for op in (
-    OpSpec("distortion", ("kind", "x", "xhat", "logvar", "d", "grad_xhat", "grad_logvar", "n_chains"), {
+    OpSpec("distortion", "DistortionArgs", "distortion",
+           ("kind", "x", "xhat", "logvar", "d", "grad_xhat", "grad_logvar", "n_chains"), {
         "x": Array("NP", "T"), "xhat": Array("BP", "T"), "d": Array("B", "f64", out=True),
         "grad_xhat": Array("BP", "T", out=True), "grad_logvar": Array("BP", "T", out=True, optional=True),
     }, doc="""d [B] and ∂d/∂x̂ [B, P] in one pass (and ∂d/∂v [B, P] for a per-row log-variance v);
@@ -114,24 +119,25 @@ OPS = {op.name: op for op in (
                      ∂d/∂x̂ = (x̂ − x) e^{−v};  ∂d/∂v = ½ (1 − (x − x̂)² e^{−v})
       bernoulli_nll: d = Σ_j softplus(x̂_j) − x_j x̂_j  (x̂ are logits);  ∂d/∂x̂ = σ(x̂) − x
       squared_error: d = Σ_j (x_j − x̂_j)²;  ∂d/∂x̂ = 2 (x̂ − x)"""),
-    OpSpec("leapfrog_begin", ("z0", "g0", "d0", "p", "z", "logw", "h0", "beta", "dbeta", "eps", "metric",
-                              "prior_energy", "prior_grad"), {
+    OpSpec("leapfrog_begin", "LeapfrogBeginArgs", "leapfrog",
+           ("z0", "g0", "d0", "p", "z", "logw", "h0", "beta", "dbeta", "eps", "metric", "prior_energy", "prior_grad"), {
         "z0": Array("BK", "T"), "g0": Array("BK", "T"), "d0": Array("B", "f64"), "p": Array("BK", "T", out=True),
         "z": Array("BK", "T", out=True), "logw": Array("B", "f64", out=True), "h0": Array("B", "f64", out=True),
         "eps": Array("B", "f64"), "prior_energy": Array("B", "f64", optional=True),
         "prior_grad": Array("BK", "T", optional=True),
     }, scalars=("beta", "dbeta"), metric=True, doc="""Start a transition at the current state (z0, g0, d0)
     with fresh momenta p: logw −= Δβ·d0;  h0 = E(z0) + β d0 + K(p);  p −= ½ε ∇U(z0);  z = z0 + ε M⁻¹p."""),
-    OpSpec("leapfrog_step", ("z", "g", "p", "beta", "eps", "metric", "prior_grad"), {
+    OpSpec("leapfrog_step", "LeapfrogArgs", "leapfrog", ("z", "g", "p", "beta", "eps", "metric", "prior_grad"), {
         "z": Array("BK", "T", out=True), "g": Array("BK", "T"), "p": Array("BK", "T", out=True),
         "eps": Array("B", "f64"), "prior_grad": Array("BK", "T", optional=True),
     }, scalars=("beta",), metric=True, doc="""A full kick, then a drift: p −= ε ∇U(z);  z += ε M⁻¹p."""),
-    OpSpec("leapfrog_end", ("z", "g", "p", "beta", "eps", "prior_grad"), {
+    OpSpec("leapfrog_end", "LeapfrogArgs", "leapfrog", ("z", "g", "p", "beta", "eps", "prior_grad"), {
         "z": Array("BK", "T"), "g": Array("BK", "T"), "p": Array("BK", "T", out=True),
         "eps": Array("B", "f64"), "prior_grad": Array("BK", "T", optional=True),
     }, scalars=("beta",), doc="""The final half kick: p −= ½ε ∇U(z)."""),
-    OpSpec("metropolis", ("z0", "g0", "d0", "z", "g", "d", "p", "h0", "u", "beta", "accepted", "accept_prob",
-                          "n_accept", "n_diverge", "metric", "prior_energy"), {
+    OpSpec("metropolis", "MetropolisArgs", "metropolis",
+           ("z0", "g0", "d0", "z", "g", "d", "p", "h0", "u", "beta", "accepted", "accept_prob", "n_accept", "n_diverge",
+            "metric", "prior_energy"), {
         "z0": Array("BK", "T", out=True), "g0": Array("BK", "T", out=True), "d0": Array("B", "f64", out=True),
         "z": Array("BK", "T"), "g": Array("BK", "T"), "d": Array("B", "f64"), "p": Array("BK", "T"),
         "h0": Array("B", "f64"), "u": Array("B", "f64"), "accepted": Array("B", "f64", out=True),
@@ -142,7 +148,7 @@ OPS = {op.name: op for op in (
     (z, g, d) into (z0, g0, d0) by selection (never a blend: a rejected NaN cannot leak).
     accepted = 1 or 0;  accept_prob = min(1, e^{h0 − H1}) (0 for a divergence);  n_accept += accepted.
     (A non-finite gradient at the proposal makes the final momentum, and so H1, non-finite.)"""),
-    OpSpec("record", ("logw", "d", "n_chains", "log_z", "dist", "ess"), {
+    OpSpec("record", "RecordArgs", "record", ("logw", "d", "n_chains", "log_z", "dist", "ess"), {
         "logw": Array("B", "f64"), "d": Array("B", "f64"), "log_z": Array("N", "f64", out=True),
         "dist": Array("N", "f64", out=True), "ess": Array("N", "f64", out=True),
     }, doc="""Per item from its M chains (``n_chains``): log Ẑ = logsumexp_m log w − log M;
