@@ -94,6 +94,20 @@ def test_corrupted_checkpoint_refused_and_untouched(tmp_path, damage):
     assert path.read_bytes() == before
 
 
+def test_a_trained_model_file_is_not_a_checkpoint(tmp_path):
+    """Trained models (rdfast.apps.train) have their own format tag: passed as resume=, refused by name."""
+    from rdfast.apps.models import VAEDecoder
+    from rdfast.apps.train import save_checkpoint
+
+    pr, slow = problem()
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, VAEDecoder(2, 5, hidden=4, depth=1), {"kind": "vae"})
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="resume: .* is not an rdfast checkpoint"):
+        rdfast.ais(slow, pr.x, rdfast.schedules.sigmoid(20, 4.0), resume=path, **ARGS)
+    assert path.read_bytes() == before
+
+
 def test_existing_checkpoint_not_overwritten_without_resume(tmp_path):
     pr, slow, path = _checkpointed(tmp_path)
     before = path.read_bytes()
