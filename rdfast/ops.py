@@ -38,10 +38,6 @@ def distortion(kind, x, xhat, logvar, d, grad_xhat, grad_logvar, n_chains):
 
     x [N, P] T; xhat [B, P] T (row r reads x[r // M]); logvar None | [1] | [P] | [B, P] T;
     writes d [B] f64, grad_xhat [B, P] T and, for logvar [B, P], grad_logvar [B, P] T.
-      gaussian_nll:  d = ½ Σ_j (x_j − x̂_j)² e^{−v_j} + v_j + log 2π  (logvar None: v = 0)
-                     ∂d/∂x̂ = (x̂ − x) e^{−v};  ∂d/∂v = ½ (1 − (x − x̂)² e^{−v})
-      bernoulli_nll: d = Σ_j softplus(x̂_j) − x_j x̂_j  (x̂ are logits);  ∂d/∂x̂ = σ(x̂) − x
-      squared_error: d = Σ_j (x_j − x̂_j)²;  ∂d/∂x̂ = 2 (x̂ − x)
     """
     _run("distortion", kind=kind, x=x, xhat=xhat, logvar=logvar, d=d, grad_xhat=grad_xhat, grad_logvar=grad_logvar,
          n_chains=n_chains)
@@ -50,7 +46,6 @@ def distortion(kind, x, xhat, logvar, d, grad_xhat, grad_logvar, n_chains):
 def leapfrog_begin(z0, g0, d0, p, z, logw, h0, beta, dbeta, eps, prior_energy=None, prior_grad=None):
     """Start a transition: weight update, initial energy, first half kick and first drift.
 
-    logw −= Δβ · d0;  h0 = U(z0) + ½‖p‖²;  p −= ½ε ∇U(z0);  z = z0 + ε p.
     z0, g0 [B, K] T (state and its g); d0 [B] f64; p [B, K] T (fresh momenta, updated);
     z [B, K] T (written); logw [B] f64 (updated); h0 [B] f64 (written); eps [B] f64;
     beta, dbeta: β_k and β_k − β_{k−1} (numbers or 0-d float64 arrays).
@@ -60,7 +55,7 @@ def leapfrog_begin(z0, g0, d0, p, z, logw, h0, beta, dbeta, eps, prior_energy=No
 
 
 def leapfrog_step(z, g, p, beta, eps, prior_grad=None):
-    """A full kick then a drift: p −= ε ∇U(z);  z += ε p.
+    """A full kick then a drift.
 
     z [B, K] T (updated); g [B, K] T (∇d at z); p [B, K] T (updated); eps [B] f64.
     """
@@ -68,18 +63,14 @@ def leapfrog_step(z, g, p, beta, eps, prior_grad=None):
 
 
 def leapfrog_end(z, g, p, beta, eps, prior_grad=None):
-    """The final half kick: p −= ½ε ∇U(z).  z, g [B, K] T; p [B, K] T (updated); eps [B] f64."""
+    """The final half kick.  z, g [B, K] T; p [B, K] T (updated); eps [B] f64."""
     _run("leapfrog_end", z=z, g=g, p=p, beta=beta, eps=eps, prior_grad=prior_grad)
 
 
 def metropolis(z0, g0, d0, z, g, d, p, h0, u, beta, accepted, accept_prob, n_accept, n_diverge, prior_energy=None):
     """End a transition: accept or reject the proposal (z, g, d, p), row by row, in place.
+    Step-size adaptation is the caller's (it reads accepted or accept_prob).
 
-    H1 = U(z) + ½‖p‖²; accept iff H1 is finite and log u < h0 − H1 (a non-finite H1 counts
-    as a divergence). Accepted rows copy (z, g, d) into (z0, g0, d0): whole rows, never a
-    blend. Writes accepted (1 or 0) and accept_prob = min(1, e^{h0 − H1}) (0 for a divergence);
-    n_accept += accepted, n_diverge += divergence. Step-size adaptation is the caller's (it
-    reads accepted or accept_prob).
     z0, g0 [B, K] T, d0 [B] f64 (current state, updated); z, g, p [B, K] T, d [B] f64
     (proposal); h0, u [B] f64; accepted, accept_prob [B] f64 and n_accept, n_diverge [B] int64.
     """
@@ -90,11 +81,13 @@ def metropolis(z0, g0, d0, z, g, d, p, h0, u, beta, accepted, accept_prob, n_acc
 def record(logw, d, n_chains, log_z, dist, ess):
     """Per-item estimates from the M chains of each item (all float64).
 
-    logw, d [B]; writes log_z, dist, ess [N]:
-    log Ẑ = logsumexp_m log w − log M;  w̃ = softmax_m log w;  D̂ = Σ_m w̃ d (chains of zero
-    weight add 0 even if their d is not finite);  ESS = 1 / Σ_m w̃².
+    logw, d [B]; writes log_z, dist, ess [N].
     """
     _run("record", logw=logw, d=d, n_chains=n_chains, log_z=log_z, dist=dist, ess=ess)
+
+
+for _name in ("distortion", "leapfrog_begin", "leapfrog_step", "leapfrog_end", "metropolis", "record"):
+    globals()[_name].__doc__ += "\n    " + spec.OPS[_name].doc + "\n"  # the formulas: one text, the spec's
 
 
 # ---- arrays in, backend out -----------------------------------------------------------
