@@ -26,8 +26,9 @@ template <class Fn>
 decltype(auto) dispatch_metric(int metric, Fn&& fn) {
   switch (static_cast<MetricLayout>(metric)) {
     case MetricLayout::IDENTITY: return fn(std::integral_constant<MetricLayout, MetricLayout::IDENTITY>{});
+    case MetricLayout::DIAGONAL: return fn(std::integral_constant<MetricLayout, MetricLayout::DIAGONAL>{});
   }
-  throw std::invalid_argument("metric layout code must be 0, got " + std::to_string(metric));
+  throw std::invalid_argument("metric layout code must be 0 or 1, got " + std::to_string(metric));
 }
 
 // fn(T* tag, metric layout tag, prior-gradient flag) for a leapfrog op's dtype, metric and

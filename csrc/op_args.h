@@ -33,7 +33,7 @@ struct Scalar {
 #define RDFAST_ENUM_DTYPE(E) E(FLOAT32, 0) E(FLOAT64, 1)
 #define RDFAST_ENUM_KIND(E) E(GAUSSIAN_NLL, 0) E(BERNOULLI_NLL, 1) E(SQUARED_ERROR, 2)
 #define RDFAST_ENUM_LOGVAR_LAYOUT(E) E(NONE, 0) E(SCALAR, 1) E(PER_PIXEL, 2) E(PER_ROW, 3)
-#define RDFAST_ENUM_METRIC_LAYOUT(E) E(IDENTITY, 0)
+#define RDFAST_ENUM_METRIC_LAYOUT(E) E(IDENTITY, 0) E(DIAGONAL, 1)
 
 #define RDFAST_ENUMERATOR(name, value) name = value,
 enum class DType : int { RDFAST_ENUM_DTYPE(RDFAST_ENUMERATOR) };
@@ -67,6 +67,8 @@ enum class MetricLayout : int { RDFAST_ENUM_METRIC_LAYOUT(RDFAST_ENUMERATOR) };
   F(Scalar<double>, dbeta) \
   F(const double*, eps)           /* [B] */ \
   F(int, metric)                  /* rdfast::MetricLayout */ \
+  F(const void*, inv_mass)        /* [N, K] T: the diagonal metric of each item, or null */ \
+  F(int64_t, metric_chains)       /* M: row r reads inv_mass[r / M] */ \
   F(const double*, prior_energy)  /* [B] or null (standard normal) */ \
   F(const void*, prior_grad)      /* [B, K] T or null (standard normal) */ \
   F(int64_t, rows)                /* B */ \
@@ -80,6 +82,8 @@ enum class MetricLayout : int { RDFAST_ENUM_METRIC_LAYOUT(RDFAST_ENUMERATOR) };
   F(Scalar<double>, beta) \
   F(const double*, eps)           /* [B] */ \
   F(int, metric)                  /* rdfast::MetricLayout */ \
+  F(const void*, inv_mass)        /* [N, K] T: the diagonal metric of each item, or null */ \
+  F(int64_t, metric_chains)       /* M: row r reads inv_mass[r / M] */ \
   F(const void*, prior_grad)      /* [B, K] T or null */ \
   F(int64_t, rows) \
   F(int64_t, dim)
@@ -100,6 +104,8 @@ enum class MetricLayout : int { RDFAST_ENUM_METRIC_LAYOUT(RDFAST_ENUMERATOR) };
   F(int64_t*, n_accept)           /* [B] */ \
   F(int64_t*, n_diverge)          /* [B] */ \
   F(int, metric)                  /* rdfast::MetricLayout */ \
+  F(const void*, inv_mass)        /* [N, K] T: the diagonal metric of each item, or null */ \
+  F(int64_t, metric_chains)       /* M: row r reads inv_mass[r / M] */ \
   F(const double*, prior_energy)  /* [B] at the proposal, or null */ \
   F(int64_t, rows) \
   F(int64_t, dim)

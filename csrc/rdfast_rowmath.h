@@ -150,6 +150,19 @@ struct RowMetric<T, MetricLayout::IDENTITY> {
   RDFAST_HD double kinetic_term(int64_t, T p) const { return static_cast<double>(p) * static_cast<double>(p); }
 };
 
+// M⁻¹ = diag(m) per item: row r reads m = inv_mass[r / M] [K].
+template <class T>
+struct RowMetric<T, MetricLayout::DIAGONAL> {
+  const T* m;
+  template <class Args>
+  RDFAST_HD RowMetric(const Args& a, int64_t r)
+      : m(static_cast<const T*>(a.inv_mass) + (r / a.metric_chains) * a.dim) {}
+  RDFAST_HD T velocity(int64_t j, T p) const { return m[j] * p; }
+  RDFAST_HD double kinetic_term(int64_t j, T p) const {
+    return static_cast<double>(p) * static_cast<double>(p) * static_cast<double>(m[j]);
+  }
+};
+
 // H = E(z) + β d + K, with E = ½‖z‖² or the given prior energy and K = ½ Σ kinetic terms.
 RDFAST_HD double hamiltonian(double prior_energy, double beta, double d, double kinetic_sum) {
   return prior_energy + beta * d + 0.5 * kinetic_sum;

@@ -13,7 +13,7 @@ import triton.language as tl
 
 from rdfast.backends import spec
 
-from .metric import kinetic_terms, velocity
+from . import metric
 from .numerics import scalar_f64
 
 
@@ -30,8 +30,8 @@ def _grad_potential(z, g_ptr, prior_grad_ptr, at, mask, beta, HAS_PRIOR_GRAD: tl
 
 @triton.jit
 def leapfrog_begin_kernel(
-    z0_ptr, g0_ptr, d0_ptr, p_ptr, z_ptr, logw_ptr, h0_ptr, eps_ptr, prior_energy_ptr, prior_grad_ptr,
-    beta_at_ptr, dbeta_at_ptr, n_rows, n_cols, beta: tl.float64, dbeta: tl.float64,
+    z0_ptr, g0_ptr, d0_ptr, p_ptr, z_ptr, logw_ptr, h0_ptr, eps_ptr, inv_mass_ptr, prior_energy_ptr, prior_grad_ptr,
+    beta_at_ptr, dbeta_at_ptr, n_rows, n_cols, metric_chains, beta: tl.float64, dbeta: tl.float64,
     METRIC: tl.constexpr, HAS_PRIOR_ENERGY: tl.constexpr, HAS_PRIOR_GRAD: tl.constexpr, BETA_AT: tl.constexpr,
     DBETA_AT: tl.constexpr, BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr,
 ):
@@ -54,10 +54,11 @@ def leapfrog_begin_kernel(
         if not HAS_PRIOR_ENERGY:
             z64 = z0.to(tl.float64)
             z_sq += tl.sum(z64 * z64, axis=1)
-        kinetic += tl.sum(kinetic_terms(p, METRIC), axis=1)
+        m = metric.tile(inv_mass_ptr, rows, cols, n_cols, metric_chains, mask, METRIC)
+        kinetic += tl.sum(metric.kinetic_terms(p, m), axis=1)
         p = p - 0.5 * eps * _grad_potential(z0, g0_ptr, prior_grad_ptr, at, mask, beta_t, HAS_PRIOR_GRAD)
         tl.store(p_ptr + at, p, mask=mask)
-        tl.store(z_ptr + at, z0 + eps * velocity(p, METRIC), mask=mask)
+        tl.store(z_ptr + at, z0 + eps * metric.velocity(p, m), mask=mask)
     if HAS_PRIOR_ENERGY:
         prior_energy = tl.load(prior_energy_ptr + rows, mask=row_ok, other=0.0)
     else:
@@ -70,8 +71,8 @@ def leapfrog_begin_kernel(
 
 @triton.jit
 def leapfrog_kick_kernel(
-    z_ptr, g_ptr, p_ptr, eps_ptr, prior_grad_ptr, beta_at_ptr,
-    n_rows, n_cols, beta: tl.float64,
+    z_ptr, g_ptr, p_ptr, eps_ptr, inv_mass_ptr, prior_grad_ptr, beta_at_ptr,
+    n_rows, n_cols, metric_chains, beta: tl.float64,
     LAST: tl.constexpr, METRIC: tl.constexpr, HAS_PRIOR_GRAD: tl.constexpr, BETA_AT: tl.constexpr,
     BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr,
 ):
@@ -94,7 +95,8 @@ def leapfrog_kick_kernel(
             p = p - 0.5 * eps * grad
         else:
             p = p - eps * grad
-            tl.store(z_ptr + at, z + eps * velocity(p, METRIC), mask=mask)
+            m = metric.tile(inv_mass_ptr, rows, cols, n_cols, metric_chains, mask, METRIC)
+            tl.store(z_ptr + at, z + eps * metric.velocity(p, m), mask=mask)
         tl.store(p_ptr + at, p, mask=mask)
 
 
@@ -108,10 +110,12 @@ def prepare_leapfrog_begin(kw, bound, tiles):
     beta, beta_at, beta_in_memory = tiles.scalar("leapfrog_begin", "beta", kw["beta"], eps)
     dbeta, dbeta_at, dbeta_in_memory = tiles.scalar("leapfrog_begin", "dbeta", kw["dbeta"], eps)
     pe, pg = kw["prior_energy"], kw["prior_grad"]
+    layout, inv_mass, chains = spec.metric_arguments("leapfrog_begin", kw["metric"], bound)
     args = (kw["z0"], kw["g0"], kw["d0"], kw["p"], kw["z"], kw["logw"], kw["h0"], eps,
-            kw["d0"] if pe is None else pe, kw["z0"] if pg is None else pg, beta_at, dbeta_at, B, K, beta, dbeta)
+            kw["z0"] if inv_mass is None else inv_mass, kw["d0"] if pe is None else pe,
+            kw["z0"] if pg is None else pg, beta_at, dbeta_at, B, K, chains, beta, dbeta)
     return leapfrog_begin_kernel, (tiles.cdiv(B, block_rows),), args, dict(
-        METRIC=int(spec.metric_layout("leapfrog_begin", kw["metric"])), HAS_PRIOR_ENERGY=pe is not None,
+        METRIC=int(layout), HAS_PRIOR_ENERGY=pe is not None,
         HAS_PRIOR_GRAD=pg is not None, BETA_AT=beta_in_memory, DBETA_AT=dbeta_in_memory,
         BLOCK_ROWS=block_rows, BLOCK_COLS=block_cols)
 
@@ -123,9 +127,11 @@ def _prepare_kick(op, kw, bound, tiles):
     beta, beta_at, beta_in_memory = tiles.scalar(op, "beta", kw["beta"], kw["eps"])
     pg = kw["prior_grad"]
     last = op == "leapfrog_end"
-    args = (kw["z"], kw["g"], kw["p"], kw["eps"], kw["z"] if pg is None else pg, beta_at, B, K, beta)
+    layout, inv_mass, chains = spec.metric_arguments(op, None if last else kw["metric"], bound)
+    args = (kw["z"], kw["g"], kw["p"], kw["eps"], kw["z"] if inv_mass is None else inv_mass,
+            kw["z"] if pg is None else pg, beta_at, B, K, chains, beta)
     return leapfrog_kick_kernel, (tiles.cdiv(B, block_rows),), args, dict(
-        LAST=last, METRIC=int(spec.metric_layout(op, None if last else kw["metric"])),
+        LAST=last, METRIC=int(layout),
         HAS_PRIOR_GRAD=pg is not None, BETA_AT=beta_in_memory, BLOCK_ROWS=block_rows, BLOCK_COLS=block_cols)
 
 

@@ -1,22 +1,33 @@
-"""The metric M⁻¹ of the HMC kernels, per layout (``rdfast.backends.spec.MetricLayout``): the
-drift velocity M⁻¹p and the terms p ⊙ M⁻¹p of the kinetic energy K = ½ Σ_j p_j (M⁻¹p)_j, on one
-[R, C] tile of momenta (float64 terms)."""
+"""The metric M⁻¹ of the HMC kernels, per layout (``rdfast.backends.spec.MetricLayout``), on one
+[R, C] tile of momenta: ``tile`` loads the metric's diagonal for the tile (1 for the identity),
+``velocity`` is M⁻¹p and ``kinetic_terms`` are p ⊙ M⁻¹p in float64, whose row sums are 2K."""
 import triton
 import triton.language as tl
 
 from rdfast.backends import spec
 
-IDENTITY = tl.constexpr(int(spec.MetricLayout.IDENTITY))
+DIAGONAL = tl.constexpr(int(spec.MetricLayout.DIAGONAL))
 
 
 @triton.jit
-def velocity(p, METRIC: tl.constexpr):
-    """M⁻¹p on a tile."""
-    return p
+def tile(inv_mass_ptr, rows, cols, n_cols, n_chains, mask, METRIC: tl.constexpr):
+    """M⁻¹'s diagonal on the tile: inv_mass[r // M, j] per item (DIAGONAL), else 1."""
+    if METRIC == DIAGONAL:
+        item_start = (rows // n_chains).to(tl.int64)[:, None] * n_cols  # [R, 1]
+        m = tl.load(inv_mass_ptr + item_start + cols[None, :], mask=mask, other=1.0)
+    else:
+        m = 1.0
+    return m
 
 
 @triton.jit
-def kinetic_terms(p, METRIC: tl.constexpr):
+def velocity(p, m):
+    """M⁻¹p on a tile (exact for the identity: p · 1)."""
+    return m * p
+
+
+@triton.jit
+def kinetic_terms(p, m):
     """p ⊙ M⁻¹p on a tile, in float64."""
     p64 = p.to(tl.float64)
-    return p64 * p64
+    return p64 * p64 * m

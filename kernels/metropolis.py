@@ -13,15 +13,15 @@ import triton.language as tl
 
 from rdfast.backends import spec
 
-from .metric import kinetic_terms
+from . import metric
 from .numerics import is_finite, scalar_f64
 
 
 @triton.jit
 def metropolis_kernel(
     z0_ptr, g0_ptr, d0_ptr, z_ptr, g_ptr, d_ptr, p_ptr, h0_ptr, u_ptr, accepted_ptr, accept_prob_ptr,
-    n_accept_ptr, n_diverge_ptr, prior_energy_ptr, beta_at_ptr,
-    n_rows, n_cols, beta: tl.float64,
+    n_accept_ptr, n_diverge_ptr, inv_mass_ptr, prior_energy_ptr, beta_at_ptr,
+    n_rows, n_cols, metric_chains, beta: tl.float64,
     METRIC: tl.constexpr, HAS_PRIOR_ENERGY: tl.constexpr, BETA_AT: tl.constexpr,
     BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr,
 ):
@@ -39,7 +39,8 @@ def metropolis_kernel(
             z = tl.load(z_ptr + at, mask=mask, other=0.0).to(tl.float64)
             z_sq += tl.sum(z * z, axis=1)
         p = tl.load(p_ptr + at, mask=mask, other=0.0)
-        kinetic += tl.sum(kinetic_terms(p, METRIC), axis=1)
+        m = metric.tile(inv_mass_ptr, rows, cols, n_cols, metric_chains, mask, METRIC)
+        kinetic += tl.sum(metric.kinetic_terms(p, m), axis=1)
     if HAS_PRIOR_ENERGY:
         prior_energy = tl.load(prior_energy_ptr + rows, mask=row_ok, other=0.0)
     else:
@@ -77,8 +78,10 @@ def prepare_metropolis(kw, bound, tiles):
     block_rows, block_cols = tiles.blocks(B, K)
     beta, beta_at, beta_in_memory = tiles.scalar("metropolis", "beta", kw["beta"], kw["h0"])
     pe = kw["prior_energy"]
+    layout, inv_mass, chains = spec.metric_arguments("metropolis", kw["metric"], bound)
     args = (kw["z0"], kw["g0"], kw["d0"], kw["z"], kw["g"], kw["d"], kw["p"], kw["h0"], kw["u"], kw["accepted"],
-            kw["accept_prob"], kw["n_accept"], kw["n_diverge"], kw["d"] if pe is None else pe, beta_at, B, K, beta)
+            kw["accept_prob"], kw["n_accept"], kw["n_diverge"], kw["z"] if inv_mass is None else inv_mass,
+            kw["d"] if pe is None else pe, beta_at, B, K, chains, beta)
     return metropolis_kernel, (tiles.cdiv(B, block_rows),), args, dict(
-        METRIC=int(spec.metric_layout("metropolis", kw["metric"])), HAS_PRIOR_ENERGY=pe is not None,
+        METRIC=int(layout), HAS_PRIOR_ENERGY=pe is not None,
         BETA_AT=beta_in_memory, BLOCK_ROWS=block_rows, BLOCK_COLS=block_cols)

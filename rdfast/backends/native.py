@@ -46,7 +46,8 @@ def _op_fields(op: str, kw: dict, bound: spec.Bound, args) -> dict:
     if hasattr(args, "n_chains"):
         fields["n_chains"] = kw["n_chains"]
     if spec.OPS[op].metric:
-        fields["metric"] = int(spec.metric_layout(op, kw["metric"]))
+        layout, inv_mass, chains = spec.metric_arguments(op, kw["metric"], bound)
+        fields.update(metric=int(layout), inv_mass=address(inv_mass), metric_chains=chains)
     if op == "distortion":
         kind = spec.Kind.of(kw["kind"])
         layout = (spec.logvar_layout(kw["logvar"], bound, kw["grad_logvar"]) if kind == spec.Kind.GAUSSIAN_NLL
@@ -79,7 +80,7 @@ class NativeOps:
             setattr(args, name, value)
         typed = bound.dtype is not None  # an op with T arrays takes the dtype code
         launch_args = (int(spec.TORCH_DTYPES[bound.dtype]), args) if typed else (args,)
-        keep_alive = [t for t in kw.values() if isinstance(t, torch.Tensor)]
+        keep_alive = [t for t in kw.values() if isinstance(t, torch.Tensor)] + [getattr(kw.get("metric"), "inv_mass", None)]
         return self._launch(getattr(self.launchers, op), launch_args, bound.device, keep_alive)
 
     def _launch(self, launcher, launch_args, device, keep_alive):

@@ -67,6 +67,7 @@ class MetricLayout(enum.IntEnum):
     """The metrics the compiled kernels fuse."""
 
     IDENTITY = 0  # M⁻¹ = I
+    DIAGONAL = 1  # M⁻¹ = diag(inv_mass[n]) [N, K] per item, shared by its chains
 
 
 class DType(enum.IntEnum):
@@ -285,6 +286,24 @@ def metric_layout(op: str, metric) -> MetricLayout:
         raise TypeError(f"{op}: metric {type(metric).__name__} has no fused kernel (its layout is {layout!r}); "
                         "run it on the reference backend")
     return layout
+
+
+def metric_arguments(op: str, metric, bound: Bound) -> tuple:
+    """(layout, inv_mass or None, chains per item) of ``metric`` for the fused kernels, checked
+    against the bound arrays: a diagonal metric's ``inv_mass`` is a contiguous [N, K] tensor of
+    the compute dtype on their device, one row per item of ``n_chains`` rows."""
+    layout = metric_layout(op, metric)
+    if layout == MetricLayout.IDENTITY:
+        return layout, None, 1
+    inv, M = metric.inv_mass, metric.n_chains
+    B, K = bound.sizes["B"], bound.sizes["K"]
+    if not isinstance(inv, torch.Tensor) or inv.dtype != bound.dtype or inv.device != bound.device:
+        raise TypeError(f"{op}: metric.inv_mass must be a {bound.dtype} tensor on {bound.device}, got "
+                        f"{getattr(inv, 'dtype', type(inv).__name__)} on {getattr(inv, 'device', None)}")
+    if inv.dim() != 2 or inv.shape[1] != K or inv.shape[0] * M != B or not inv.is_contiguous():
+        raise ValueError(f"{op}: metric.inv_mass must be contiguous with shape [N, K] = [{B // M}, {K}] "
+                         f"({B} rows of {M} chains per item), got {list(inv.shape)}")
+    return layout, inv, M
 
 
 def scalar(op: str, name: str, value, dtype: torch.dtype, device: torch.device) -> tuple:

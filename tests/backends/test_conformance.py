@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from rdfast.backends import cuda, reference, spec
+from rdfast.sampling.metrics import DiagonalMetric
 from rdfast.testing import assert_matches_reference
 
 DTYPES = [pytest.param(torch.float32, id="f32"), pytest.param(torch.float64, id="f64")]
@@ -78,10 +79,13 @@ def uniform(*shape, gen, low=0.0, high=1.0):
 
 
 def with_dtype(op, args, dtype, device="cpu"):
-    """Copies of ``args`` on ``device``, the compute-dtype ("T") arrays (and logvar) cast to ``dtype``."""
+    """Copies of ``args`` on ``device``, the compute-dtype ("T") arrays (and logvar, and a diagonal
+    metric's inv_mass) cast to ``dtype``."""
     arrays = spec.OPS[op].arrays
     out = {}
     for name, a in args.items():
+        if name == "metric" and a is not None:
+            a = DiagonalMetric(a.inv_mass.to(device=device, dtype=dtype, copy=True), a.n_chains)
         if isinstance(a, torch.Tensor):
             is_t = name == "logvar" or (name in arrays and arrays[name].dtype == "T")
             a = a.to(device=device, dtype=dtype if is_t else a.dtype, copy=True)
@@ -164,10 +168,22 @@ def state(B, K, gen):
                 prior_energy=uniform(B, gen=gen, high=10.0), prior_grad=normal(B, K, gen=gen))
 
 
-def begin_args(B, K, prior, gen, beta=3.7, dbeta=0.25):
+METRICS = ["identity", "diagonal"]
+
+
+def metric_of(kind, N, M, K, gen):
+    """None (the identity) or a diagonal metric with entries over four decades, per item."""
+    if kind == "identity":
+        return None
+    return DiagonalMetric(torch.exp(uniform(N, K, gen=gen, low=-7.0, high=2.0)), M)
+
+
+def begin_args(N, M, K, prior, gen, metric="identity", beta=3.7, dbeta=0.25):
+    B = N * M
     s = state(B, K, gen)
     args = dict(z0=s["z0"], g0=s["g0"], d0=s["d0"], p=s["p"], z=torch.zeros(B, K), logw=normal(B, gen=gen, scale=10.0),
-                h0=torch.zeros(B, dtype=torch.float64), beta=beta, dbeta=dbeta, eps=s["eps"])
+                h0=torch.zeros(B, dtype=torch.float64), beta=beta, dbeta=dbeta, eps=s["eps"],
+                metric=metric_of(metric, N, M, K, gen))
     if prior == "given":
         args.update(prior_energy=s["prior_energy"], prior_grad=s["prior_grad"])
     return args
@@ -176,17 +192,21 @@ def begin_args(B, K, prior, gen, beta=3.7, dbeta=0.25):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N,M,K,P", SIZES)
 @pytest.mark.parametrize("prior", ["standard_normal", "given"])
-def test_leapfrog_begin(backend, prior, N, M, K, P, dtype, gen):
-    check_op(backend, "leapfrog_begin", begin_args(N * M, K, prior, gen), dtype)
+@pytest.mark.parametrize("metric", METRICS)
+def test_leapfrog_begin(backend, metric, prior, N, M, K, P, dtype, gen):
+    check_op(backend, "leapfrog_begin", begin_args(N, M, K, prior, gen, metric), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N,M,K,P", SIZES)
 @pytest.mark.parametrize("prior", ["standard_normal", "given"])
-@pytest.mark.parametrize("op", ["leapfrog_step", "leapfrog_end"])
-def test_leapfrog_kicks(backend, op, prior, N, M, K, P, dtype, gen):
+@pytest.mark.parametrize("op,metric", [("leapfrog_step", "identity"), ("leapfrog_step", "diagonal"),
+                                       ("leapfrog_end", "identity")])
+def test_leapfrog_kicks(backend, op, metric, prior, N, M, K, P, dtype, gen):
     s = state(N * M, K, gen)
     args = dict(z=s["z0"], g=s["g0"], p=s["p"], beta=123.5, eps=s["eps"])
+    if op == "leapfrog_step":
+        args["metric"] = metric_of(metric, N, M, K, gen)
     if prior == "given":
         args["prior_grad"] = s["prior_grad"]
     check_op(backend, op, args, dtype)
@@ -194,18 +214,22 @@ def test_leapfrog_kicks(backend, op, prior, N, M, K, P, dtype, gen):
 
 # ---- metropolis ------------------------------------------------------------------------
 
-def energy(z, d, p, beta, prior_energy):
-    """H = E(z) + β d + ½‖p‖² in float64 from the given (already rounded) values."""
+def energy(z, d, p, beta, prior_energy, metric):
+    """H = E(z) + β d + K(p) in float64 from the given (already rounded) values."""
     e = 0.5 * (z.double() ** 2).sum(1) if prior_energy is None else prior_energy
-    return e + beta * d + 0.5 * (p.double() ** 2).sum(1)
+    return e + beta * d + (0.5 * (p.double() ** 2).sum(1) if metric is None else metric.kinetic(p.double()))
 
 
-def metropolis_args(B, K, dtype, prior, nonfinite, gen, beta=2.5):
+def metropolis_args(N, M, K, dtype, prior, nonfinite, gen, beta=2.5, metric="identity"):
     """Inputs, and the rows that must be accepted. Uniforms are drawn first and h0 placed so that
     log u < h0 − H1 holds with margin ≥ 0.1 exactly where wanted, so every backend decides alike.
     With ``nonfinite`` every row's proposal has a NaN or inf in z, p, d or the prior energy (and a
     NaN in z that must never reach the state)."""
+    B = N * M
     s = state(B, K, gen)
+    metric = metric_of(metric, N, M, K, gen)
+    if metric is not None:  # the metric as T holds it decides: h0 is placed from its rounded values
+        metric.inv_mass = metric.inv_mass.to(dtype).double()
     z, g, p = (normal(B, K, gen=gen).to(dtype).double() for _ in range(3))
     d = uniform(B, gen=gen, high=50.0)
     prior_energy = s["prior_energy"] if prior == "given" else None
@@ -225,13 +249,13 @@ def metropolis_args(B, K, dtype, prior, nonfinite, gen, beta=2.5):
     u = uniform(B, gen=gen, low=1e-3, high=1.0)
     wanted = torch.rand(B, generator=gen) < 0.5
     margin = uniform(B, gen=gen, low=0.1, high=1.0)
-    h1 = energy(z, d, p, beta, prior_energy)
+    h1 = energy(z, d, p, beta, prior_energy, metric)
     h0 = torch.where(torch.isfinite(h1), h1 + u.log() + torch.where(wanted, margin, -margin), torch.ones(B))
     f64 = dict(dtype=torch.float64)
     args = dict(z0=s["z0"], g0=s["g0"], d0=s["d0"], z=z, g=g, d=d, p=p, h0=h0, u=u, beta=beta,
                 accepted=torch.full((B,), 7.0, **f64), accept_prob=torch.full((B,), 7.0, **f64),
                 n_accept=torch.randint(0, 10, (B,), generator=gen), n_diverge=torch.randint(0, 3, (B,), generator=gen),
-                prior_energy=prior_energy)
+                metric=metric, prior_energy=prior_energy)
     return args, wanted & torch.isfinite(h1)
 
 
@@ -241,8 +265,9 @@ SELECTED = ("z0", "g0", "d0", "accepted")  # kept or copied whole: equal to the 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N,M,K,P", SIZES)
 @pytest.mark.parametrize("prior", ["standard_normal", "given"])
-def test_metropolis(backend, prior, N, M, K, P, dtype, gen):
-    args, accept = metropolis_args(N * M, K, dtype, prior, False, gen)
+@pytest.mark.parametrize("metric", METRICS)
+def test_metropolis(backend, metric, prior, N, M, K, P, dtype, gen):
+    args, accept = metropolis_args(N, M, K, dtype, prior, False, gen, metric=metric)
     out = check_op(backend, "metropolis", args, dtype, exact=SELECTED)
     assert torch.equal(out["n_accept"] - args["n_accept"], accept.long())
     assert torch.equal(out["accepted"], accept.double())
@@ -253,9 +278,10 @@ def test_metropolis(backend, prior, N, M, K, P, dtype, gen):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N,M,K", [(3, 5, 7), (2, 4, 1)], ids=["odd", "K1"])
 @pytest.mark.parametrize("prior", ["standard_normal", "given"])
-def test_metropolis_rejects_nonfinite_proposals(backend, prior, N, M, K, dtype, gen):
+@pytest.mark.parametrize("metric", METRICS)
+def test_metropolis_rejects_nonfinite_proposals(backend, metric, prior, N, M, K, dtype, gen):
     B = N * M
-    args, accept = metropolis_args(B, K, dtype, prior, True, gen)
+    args, accept = metropolis_args(N, M, K, dtype, prior, True, gen, metric=metric)
     out = check_op(backend, "metropolis", args, dtype, exact=SELECTED)
     assert torch.equal(out["n_diverge"] - args["n_diverge"], torch.ones(B, dtype=torch.int64))
     assert torch.equal(out["n_accept"], args["n_accept"]) and not accept.any()
@@ -304,10 +330,11 @@ def test_parallel_sizes(backend, dtype, gen):
     N, M, K, P = PARALLEL
     B = N * M
     check_op(backend, "distortion", distortion_args("gaussian_nll", "per_row", N, M, P, gen), dtype)
-    check_op(backend, "leapfrog_begin", begin_args(B, K, "standard_normal", gen), dtype)
+    check_op(backend, "leapfrog_begin", begin_args(N, M, K, "standard_normal", gen, "diagonal"), dtype)
     s = state(B, K, gen)
-    check_op(backend, "leapfrog_step", dict(z=s["z0"], g=s["g0"], p=s["p"], beta=1.5, eps=s["eps"]), dtype)
-    args, _ = metropolis_args(B, K, dtype, "standard_normal", True, gen)
+    check_op(backend, "leapfrog_step", dict(z=s["z0"], g=s["g0"], p=s["p"], beta=1.5, eps=s["eps"],
+                                            metric=metric_of("diagonal", N, M, K, gen)), dtype)
+    args, _ = metropolis_args(N, M, K, dtype, "standard_normal", True, gen, metric="diagonal")
     check_op(backend, "metropolis", args, dtype, exact=SELECTED)
     logw, d = normal(B, gen=gen), uniform(B, gen=gen)
     check_op(backend, "record", dict(logw=logw, d=d, n_chains=M, log_z=torch.zeros(N, dtype=torch.float64),
@@ -323,7 +350,7 @@ def test_many_programs(backend, gen, monkeypatch):
     N, M, K, P = 41, 5, 3, 150
     for dtype in (torch.float32, torch.float64):
         check_op(backend, "distortion", distortion_args("gaussian_nll", "per_pixel", N, M, P, gen), dtype)
-        args, _ = metropolis_args(N * M, K, dtype, "standard_normal", False, gen)
+        args, _ = metropolis_args(N, M, K, dtype, "standard_normal", False, gen, metric="diagonal")
         check_op(backend, "metropolis", args, dtype, exact=SELECTED)
 
 
@@ -413,6 +440,10 @@ def test_backend_rejects_bad_arrays(backend, gen):
         backend.leapfrog_step(**good)
     with pytest.raises(TypeError, match="metric .* has no fused kernel"):
         backend.leapfrog_step(**good, beta=1.0, metric=object())
+    with pytest.raises(ValueError, match=r"leapfrog_step: metric.inv_mass must be contiguous with shape \[N, K\] = \[2, 3\]"):
+        backend.leapfrog_step(**good, beta=1.0, metric=DiagonalMetric(torch.ones(2, 2, dtype=torch.float64, device=dev), 2))
+    with pytest.raises(TypeError, match="leapfrog_step: metric.inv_mass must be a torch.float64 tensor"):
+        backend.leapfrog_step(**good, beta=1.0, metric=DiagonalMetric(torch.ones(2, 3, device=dev), 2))
 
 
 def test_compiled_enums_equal_the_spec():
