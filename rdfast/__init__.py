@@ -6,8 +6,8 @@ from .sampling.bdmc import BDMCResult, bdmc
 from .sampling.curve import rd_curve
 from .sampling.priors import GaussianMixture, StandardNormal
 from .sampling.result import AISResult
-from .sampling.stepsizes import StepSizes
+from .sampling.tuning import Tuning
 
 __version__ = "0.1.0"
-__all__ = ["ais", "bdmc", "BDMCResult", "rd_curve", "analytic", "schedules", "AISResult", "StepSizes", "StandardNormal",
+__all__ = ["ais", "bdmc", "BDMCResult", "rd_curve", "analytic", "schedules", "AISResult", "Tuning", "StandardNormal",
            "GaussianMixture"]

@@ -8,8 +8,8 @@ chains walk it backwards from an exact posterior sample):
 
 with f_β(z) = p(z) exp(−β d(x, f(z))). The pieces: the HMC kernel and typed chain state
 (``rdfast.sampling.hmc``) built from a metric (``metrics``), a step-size rule outside the kernel
-(``adapt``), the estimates at recorded transitions (``records``), round 1's tuned step sizes
-(``stepsizes``), and the plan of host-free segments (``rdfast.runtime.plan``) run by the device
+(``adapt``), the estimates at recorded transitions (``records``), round 1's tuned parameters
+and their replay in round 2 (``tuning``), and the plan of host-free segments (``rdfast.runtime.plan``) run by the device
 loop (``rdfast.runtime.device_loop``). Random numbers come from streams keyed by (seed, global
 item, chain, step), so batching does not change results and a resumed run continues exactly.
 """
@@ -29,14 +29,14 @@ from ..runtime.distributed import checked_on_every_rank, map_items
 from ..runtime.plan import segments
 from ..runtime.progress import Progress
 from ..runtime.validation import check_memory
-from . import rng
+from . import adapt as adaptation
+from . import metrics, priors, rng
 from .config import DEFAULT_ADAPT, HMCConfig, Problem, RunConfig
 from .hmc import HMC, ChainState
-from .metrics import IdentityMetric
 from .records import FIELDS, Recorder
 from .result import AISResult
 from .schedules import validate as validate_schedule
-from .stepsizes import StepSizes, StepSizeTrace, knot_boundaries
+from .tuning import Replay, Tuner, Tuning, knot_boundaries
 
 DIVERGENCE_WARN_FRACTION = 0.01
 
@@ -60,8 +60,8 @@ def record_steps(record, n_transitions: int) -> torch.Tensor:
 
 def ais(decoder, x, schedule, *, distortion="gaussian_nll", logvar=None, prior=None, latent_dim=None,
         n_chains=16, leapfrog_steps=10, step_size=0.01, target_accept=0.65, adapt=DEFAULT_ADAPT,
-        step_sizes=None, record=100, seed=None, generator=None, backend="auto", batch_size=None,
-        progress=False, checkpoint=None, checkpoint_every=600.0, resume=None, distributed=None,
+        tuning=None, metric="identity", jitter=0.0, record=100, seed=None, generator=None, backend="auto",
+        batch_size=None, progress=False, checkpoint=None, checkpoint_every=600.0, resume=None, distributed=None,
         cuda_graphs=None) -> AISResult | None:
     """Run AIS from the prior (β = 0) along ``schedule`` for every item of ``x``.
 
@@ -70,9 +70,15 @@ def ais(decoder, x, schedule, *, distortion="gaussian_nll", logvar=None, prior=N
     schedule: 1-D nondecreasing sequence starting at 0 (see ``rdfast.schedules``);
     distortion: "gaussian_nll" | "bernoulli_nll" | "squared_error" | fn(x, x_hat) -> [rows];
     prior: None (standard normal) or an object with log_prob and from_noise/sample;
-    adapt: "ema" (default when tuning), "cumulative" or None (frozen; the default when
-        ``step_sizes`` — a StepSizes or a tuning run's AISResult — are replayed); see
-        ``rdfast.sampling.adapt``. Replayed step sizes fixed before the run keep E[Ẑ] = Z;
+    step_size: the initial ε, or "auto" (found on the prior at β = 0);
+    adapt: "ema" (default), "cumulative", "prob" or None (frozen: the default when a ``tuning``
+        is replayed); see ``rdfast.sampling.adapt``. Adapting during the run breaks E[Ẑ] = Z: the
+        two-round protocol (``rd_curve``) tunes in round 1 and replays;
+    tuning: a ``Tuning`` (or a tuning run's AISResult): step sizes (and a diagonal metric) as
+        functions of β, fixed before the run, so E[Ẑ] = Z holds (``rdfast.sampling.tuning``);
+    metric: "identity" or "diagonal" (per item, M⁻¹(β) = 1/(λ0 + β h); h estimated from the
+        chains while annealing, or replayed from ``tuning``; ``rdfast.sampling.metrics``);
+    jitter: j in [0, 1): each transition of each chain uses ε·U(1 − j, 1 + j);
     record: number of evenly spaced transitions to record (the last included) or indices;
     seed / generator: make the run reproducible; the random numbers of item n depend only on
         (seed, n), so ``batch_size`` (items per pass) does not change the result;
@@ -93,7 +99,7 @@ def ais(decoder, x, schedule, *, distortion="gaussian_nll", logvar=None, prior=N
     """
     def check():
         return (Problem.of(decoder, x, distortion, logvar, prior, latent_dim), validate_schedule(schedule),
-                HMCConfig.of(n_chains, leapfrog_steps, step_size, target_accept, adapt, step_sizes),
+                HMCConfig.of(n_chains, leapfrog_steps, step_size, target_accept, adapt, tuning, metric, jitter),
                 RunConfig.of(record, seed, generator, backend, batch_size, progress, checkpoint, checkpoint_every,
                              resume, cuda_graphs))
 
@@ -105,15 +111,16 @@ def device_of(x) -> torch.device:
     return x.device if isinstance(x, torch.Tensor) else torch.device("cpu")
 
 
-def anneal_items(distributed, problem: Problem, path: torch.Tensor, hmc: HMCConfig, run: RunConfig):
+def anneal_items(distributed, problem: Problem, path: torch.Tensor, hmc: HMCConfig, run: RunConfig, initial=None):
     """``anneal`` over all items of the problem, sharded over the ranks when ``distributed`` asks
-    for it (``rdfast.runtime.distributed.map_items``); replayed step sizes go with their items.
-    Returns the AISResult of all items (None on ranks other than 0 with "rank0")."""
-    hmc.check_against(path.numel() - 1, problem.x.shape[0])
+    for it (``rdfast.runtime.distributed.map_items``); a replayed tuning and initial states go with
+    their items. Returns the AISResult of all items (None on ranks other than 0 with "rank0")."""
+    hmc.check_against(path, problem.x.shape[0])
 
     def run_items(start, stop, *, seed, show_progress, checkpoint=None, resume=None):
         shard = run.replace(seed=seed, progress=run.progress and show_progress, checkpoint=checkpoint, resume=resume)
-        return anneal(problem.items(start, stop), path, hmc.items(start, stop), shard, item_offset=start)
+        return anneal(problem.items(start, stop), path, hmc.items(start, stop), shard, item_offset=start,
+                      initial=None if initial is None else initial[start:stop])
 
     return map_items(distributed, problem.x.device, problem.x.shape[0], run_items, seed=run.seed,
                      checkpoint=run.checkpoint, resume=run.resume, assemble=AISResult.concat)
@@ -130,24 +137,28 @@ def anneal(problem: Problem, path: torch.Tensor, hmc: HMCConfig, run: RunConfig,
     started = time.monotonic()
     x, K, M = problem.x, problem.latent_dim, hmc.n_chains
     N, T = x.shape[0], path.numel() - 1
-    hmc.check_against(T, N)
+    hmc.check_against(path, N)
     if initial is not None and tuple(initial.shape) not in ((N, K), (N, M, K)):
         raise ValueError(f"initial: expected shape {(N, K)} or {(N, M, K)}, got {tuple(initial.shape)}")
     chunk = N if run.batch_size is None else run.batch_size
     be = backends.get(run.backend, x.device)
     check_memory(min(chunk, N) * M, K, x[0].numel(), x.element_size(), x.device)
     rec = record_steps(run.record, T)
+    prior_precision = metrics.prior_precision(problem.prior, K) if hmc.metric == "diagonal" else None  # [K]
+    step_size = hmc.step_size if hmc.step_size != "auto" else adaptation.initial_step_size(
+        problem.prior, K, hmc.leapfrog_steps, hmc.target_accept,
+        None if prior_precision is None else 1.0 / prior_precision)
     config = dict(n_items=N, n_chains=M, leapfrog_steps=hmc.leapfrog_steps, n_transitions=T, latent_dim=K,
                   distortion=problem.distortion.name, adapt=hmc.adapt, target_accept=hmc.target_accept,
-                  step_size=hmc.step_size, replayed_step_sizes=hmc.step_sizes is not None, seed=run.seed,
-                  backend=be.name, dtype=str(x.dtype).replace("torch.", ""), beta_max=float(path.max()),
-                  item_offset=item_offset)
+                  step_size=step_size, metric=hmc.metric, jitter=hmc.jitter, replayed_tuning=hmc.tuning is not None,
+                  seed=run.seed, backend=be.name, dtype=str(x.dtype).replace("torch.", ""),
+                  beta_max=float(path.max()), item_offset=item_offset)
     ckpt = Checkpointer(run.checkpoint, run.checkpoint_every, run.resume, x.device, lambda: fingerprint(
         config, betas=path, x=x, rec=rec, decoder=problem.decoder, logvar=problem.distortion.logvar, initial=initial,
-        step_sizes=None if hmc.step_sizes is None else hmc.step_sizes.log_eps, batch_size=chunk))
+        tuning=None if hmc.tuning is None else hmc.tuning.to_dict(), batch_size=chunk))
     ckpt.started = started
     annealer = Annealer(problem, path, hmc, run, be, rec, ckpt, Progress(T * math.ceil(N / chunk), run.label,
-                                                                          run.progress))
+                                                                          run.progress), step_size, prior_precision)
     parts = ckpt.completed_parts()
     for i in range(len(parts) * chunk, N, chunk):
         stop = min(i + chunk, N)
@@ -155,8 +166,10 @@ def anneal(problem: Problem, path: torch.Tensor, hmc: HMCConfig, run: RunConfig,
         parts.append(annealer.run(i, stop, item_offset, None if initial is None else initial[i:stop],
                                   ckpt.resume_state(item_offset + i), parts))
         ckpt.save(parts, None, None, annealer.seconds())
-    out = {name: torch.cat([p[name] for p in parts], dim=1 if name in (*FIELDS, "log_eps") else 0) for name in parts[0]}
-    result = AISResult(beta=path[rec], steps=rec, step_sizes=StepSizes(annealer.bounds, out.pop("log_eps")), **out,
+    tuning = hmc.tuning or Tuning.concat([Tuning.from_dict(p["tuning"]) for p in parts])
+    out = {name: torch.cat([p[name] for p in parts], dim=1 if name in FIELDS else 0) for name in parts[0]
+           if name != "tuning"}
+    result = AISResult(beta=path[rec], steps=rec, tuning=tuning, **out,
                        config=dict(config, cuda_graphs=annealer.graphs_used), seconds=annealer.seconds())
     _warn_on_faults(result)
     return result
@@ -196,12 +209,13 @@ def initial_states(prior, keys: rng.Keys, latent_dim: int, dtype, initial=None) 
 class Annealer:
     """The settings of one ``anneal`` call shared by its batches of items; ``run`` anneals one."""
 
-    def __init__(self, problem, path, hmc: HMCConfig, run: RunConfig, backend, rec, ckpt, progress):
+    def __init__(self, problem, path, hmc: HMCConfig, run: RunConfig, backend, rec, ckpt, progress, step_size,
+                 prior_precision):
         self.problem, self.path, self.hmc, self.run_config, self.backend = problem, path, hmc, run, backend
         self.rec, self.ckpt, self.progress = rec, ckpt, progress
+        self.step_size, self.prior_precision = step_size, prior_precision
         self.T = path.numel() - 1
         self.beta_list = path.tolist()
-        self.bounds = knot_boundaries(self.T)
         self.cuda_graphs = graphs_wanted(run.cuda_graphs, problem.x.device, problem.decoder)
         self.graphs_used = False
 
@@ -212,7 +226,7 @@ class Annealer:
         """The chains' state at β = 0 (checked finite), the rule's state, k = 0 (recorded if asked)."""
         z = initial_states(self.problem.prior, keys, self.problem.latent_dim, x.dtype, initial)
         try:
-            state = kernel.init(z, self.hmc.step_size)
+            state = kernel.init(z, self.step_size)
         except RuntimeError as exc:
             raise ValueError(f"decoder: failed on latents z of shape {tuple(z.shape)}, dtype {z.dtype}, device "
                              f"{z.device} (z takes the dtype and device of x): {exc}") from exc
@@ -223,7 +237,7 @@ class Annealer:
         rule = self.hmc.rule()
         if 0 in set(self.rec.tolist()):
             recorder.record(self.backend, 0, self.beta_list[0], state.logw, state.d, state.n_accept)
-        return state, {} if rule is None else rule.init(state.eps, state.eps.numel()), 0
+        return state, {} if rule is None else rule.init(state.eps, self.hmc.n_chains), 0
 
     def run(self, lo: int, hi: int, offset: int, initial, saved, parts) -> dict:
         """Anneal items lo..hi−1 of the problem (global indices offset + lo ..) along the path; returns
@@ -232,42 +246,56 @@ class Annealer:
         x = problem.x[lo:hi]
         n, M, K, dev = x.shape[0], hmc.n_chains, problem.latent_dim, x.device
         keys = rng.Keys(self.run_config.seed, torch.arange(offset + lo, offset + hi, device=dev), M)
-        kernel = HMC(make_evaluator(problem.decoder, x, M, problem.distortion, be), be, IdentityMetric(),
-                     hmc.leapfrog_steps, problem.prior, keys)
+        model = None if self.prior_precision is None else metrics.PrecisionModel(self.prior_precision, n, M, x.dtype,
+                                                                                  dev)
+        kernel = HMC(make_evaluator(problem.decoder, x, M, problem.distortion, be), be,
+                     metrics.IdentityMetric() if model is None else model.metric, hmc.leapfrog_steps, problem.prior,
+                     keys, hmc.jitter)
         rule = hmc.rule()
-        trace = StepSizeTrace(self.bounds, n, M, dev)
         recorder = Recorder(self.rec.numel(), n, M, dev)
+        if hmc.tuning is None:  # round 1: watch and tune
+            tuner, replay = Tuner(self.path, knot_boundaries(T), n, M, dev, model, self._prior_grad()), None
+            bounds = tuner.boundaries
+        else:  # round 2: replay the frozen tuning along this path
+            tuner, replay = None, Replay(hmc.tuning.select(slice(lo, hi)), self.path, M, dev)
+            bounds = replay.bounds
         if saved is None:
             state, rule_state, k = self._fresh(kernel, keys, x, initial, recorder)
         else:
             state, rule_state, k = ChainState.from_dict(saved["chains"]), saved["rule"], saved["k"]
-            trace.load(saved["trace"])
             recorder.load(saved["records"])
-        frozen = None if hmc.step_sizes is None else torch.exp(hmc.step_sizes.log_eps[:, lo:hi].to(dev))  # [S, n]
+            if tuner is not None:
+                tuner.load(saved["tuner"])
+            if model is not None:
+                model.load(saved["metric"])
         clock = DeviceClock(self.path, k, dev)
         transition = kernel.transition(state, clock)
 
         def body():
-            trace.add(state.eps)
+            if tuner is not None:
+                tuner.observe(state, clock.beta - clock.dbeta)  # the state targets the previous β
+            if model is not None:
+                model.refresh(clock.beta)
             transition.step()
             if rule is not None:
                 rule.update(rule_state, state.eps, transition.info, clock.k)
 
         runner = TransitionRunner(body, clock, self.cuda_graphs)
         self.progress.update(k)
-        for seg in segments(k, T, self.rec.tolist(), self.bounds.tolist(), self.ckpt.every_transitions):
-            if frozen is not None and seg.opens_knot is not None:
-                state.eps.copy_(frozen[seg.opens_knot].repeat_interleave(M))
+        for seg in segments(k, T, self.rec.tolist(), bounds.tolist(), self.ckpt.every_transitions):
+            if replay is not None and seg.opens_knot is not None:
+                replay.start(seg.opens_knot, state, model)
             runner.run(seg.length)
-            if seg.closes_knot is not None:
-                trace.close(seg.closes_knot)
+            if tuner is not None and seg.closes_knot is not None:
+                tuner.close(seg.closes_knot)
             if seg.record:
                 recorder.record(be, seg.end, self.beta_list[seg.end], state.logw, state.d, state.n_accept)
             self.progress.update(seg.length)
             if seg.end < T and (seg.checkpoint or self.ckpt.due_by_time()):
-                self.ckpt.save(parts, offset + lo, dict(k=seg.end, chains=state.to_dict(), rule=rule_state,
-                                                        trace=trace.to_dict(), records=recorder.to_dict()),
-                               self.seconds())
+                self.ckpt.save(parts, offset + lo, dict(
+                    k=seg.end, chains=state.to_dict(), rule=rule_state, records=recorder.to_dict(),
+                    tuner=None if tuner is None else tuner.to_dict(), metric=None if model is None else model.to_dict()),
+                    self.seconds())
         self.graphs_used = self.graphs_used or runner.captured
         if runner.capture_failed:  # the decoder cannot be captured: later batches and runs go eagerly at once
             self.cuda_graphs = False
@@ -275,5 +303,14 @@ class Annealer:
         out = {name: value.cpu() for name, value in recorder.values.items()}
         out.update(acceptance=(state.n_accept.view(n, M).sum(1).double() / (M * max(T, 1))).cpu(),
                    divergences=state.n_diverge.view(n, M).sum(1).cpu(), z=state.z.view(n, M, K).cpu(),
-                   log_w=state.logw.view(n, M).cpu(), log_eps=trace.log_eps.cpu())
+                   log_w=state.logw.view(n, M).cpu())
+        if tuner is not None:
+            out["tuning"] = tuner.tuning().to_dict()
         return out
+
+    def _prior_grad(self):
+        """−∇log p for the tuner's metric estimate (None: the standard normal's, z)."""
+        prior = self.problem.prior
+        if getattr(prior, "is_standard_normal", False):
+            return None
+        return lambda z: priors.energy_and_grad(prior, z)[1]

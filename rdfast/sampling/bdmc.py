@@ -9,26 +9,25 @@ x ~ N(f(z*), 1/(2β*)) for squared_error (exp(−β*‖x − f‖²) ∝ N(x; f,
   log w += (β_k − β_{k−1}) · d at the current state, transitions in reverse order); since
   E[w] = Z_0/Z_β* = 1/Z_β*, the estimate −logmeanexp(log w) is a stochastic upper bound.
 
-Both directions use the two-round protocol: round 1 tunes step sizes, round 2 replays them
-frozen with fresh randomness. The reverse round 1 starts from the forward round 1's final
-states (approximate posterior samples that do not depend on z* given x), so the frozen
-step sizes are independent of the exact sample the bound relies on.
+Both directions replay one tuning: round 1 anneals forward from the prior and tunes step sizes,
+the metric and the schedule as functions of β (``rdfast.sampling.tuning``); with them frozen,
+the forward and the reverse runs of round 2 walk the same β's in opposite directions with fresh
+randomness. The tuning depends on x alone, never on z*, so the upper bound's exact start keeps
+its guarantee and the lower bound's E[Ẑ] = Z holds.
 """
 from __future__ import annotations
 
-import dataclasses
-import functools
 import json
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from ..runtime.distributed import join_dicts, map_items
+from ..runtime.distributed import resolve
 from ..runtime.validation import check_int, infer_latent_dim
 from . import priors, rng, schedules
-from .annealing import anneal
-from .config import HMCConfig, Problem, RunConfig, split_arguments
+from .annealing import anneal_items
+from .config import TUNED_HMC, HMCConfig, Problem, RunConfig, split_arguments
 from .curve import second_round_seed
 from .result import save_npz_atomic
 
@@ -123,10 +122,10 @@ def path_to(schedule, beta_star: float, steps, radius: float) -> torch.Tensor:
 
 
 def simulate(decoder, prior, n_data: int, beta_star: float, distortion: str, logvar, dtype, device, seed: int,
-             index: int, item_offset: int = 0):
-    """(z* [n, K], x [n, *event]) with z* an exact sample of q*_β*(·|x), for the items
-    item_offset..item_offset+n−1 (their random streams are keyed by these global indices)."""
-    items = torch.arange(item_offset, item_offset + n_data, device=device)
+             index: int):
+    """(z* [n, K], x [n, *event]) with z* an exact sample of q*_β*(·|x), for items 0..n−1 (their
+    random streams are keyed by these indices and by ``index``, the β's place in the list)."""
+    items = torch.arange(n_data, device=device)
     z = prior.from_noise(rng.normal(seed, items, 1, prior.dim, 2 * index, rng.STREAM_DATA),
                          rng.uniform(seed, items, 1, 2 * index, rng.STREAM_DATA)).to(dtype)
     with torch.no_grad():
@@ -149,17 +148,23 @@ def simulate(decoder, prior, n_data: int, beta_star: float, distortion: str, log
 
 
 def bdmc(decoder, betas, n_data: int, schedule=None, steps=None, *, distortion="gaussian_nll", logvar=None,
-         prior=None, latent_dim=None, n_chains=16, leapfrog_steps=10, radius=4.0, seed=None, generator=None,
+         prior=None, latent_dim=None, n_chains=16, leapfrog_steps=10, radius=10.0, seed=None, generator=None,
          backend="auto", dtype=None, device=None, progress=False, checkpoint=None, resume=None, distributed=None,
-         **ais_kwargs) -> BDMCResult | None:
+         tuned_schedule=True, **ais_kwargs) -> BDMCResult | None:
     """Lower and upper bounds of log Z_β(x) at each β in ``betas`` on ``n_data`` simulated items.
 
-    The path 0 → β is ``schedule`` cut at β (the paper: the RD run's own intermediate
-    distributions) or ``schedules.sigmoid(steps, β, radius)``. ``dtype``/``device`` of the
-    simulated data default to the decoder's parameters. ``checkpoint``/``resume``: one file per
-    run, ``<path>.b<j>.<direction><round>``. ``distributed`` as in ``rdfast.ais``: each rank
-    simulates and bounds its own items (files ``<path>.rank{r}of{W}.b<j>...``). Other keyword
-    arguments go to AIS.
+    Per β: round 1 anneals forward on the path 0 → β — ``schedule`` cut at β (the paper: the RD
+    run's own intermediate distributions) or ``schedules.sigmoid(steps, β, radius)`` — and tunes
+    step sizes, the metric and the targets' speed as functions of β; then, with those parameters
+    frozen, forward AIS (the lower bound) and reverse AIS from the exact latents (the upper
+    bound) walk the same round-2 path, the tuned schedule of equal thermodynamic length
+    (``tuned_schedule=False``: round 1's path), the reverse chains backwards. The tuning never
+    sees z*, so each bound keeps its guarantee. ``dtype``/``device`` of the simulated data
+    default to the decoder's parameters. ``checkpoint``/``resume``: one file per run,
+    ``<path>.b<j>.<run>`` (run: tune, fwd, rev). ``distributed`` as in ``rdfast.ais``: every rank
+    simulates all items (each keyed by its index) and each run is sharded over the ranks (files
+    ``<path>.b<j>.<run>.rank{r}of{W}``). Other keyword arguments go to AIS (defaults: the tuned HMC
+    of ``rd_curve``).
     """
     beta_list = [float(b) for b in torch.as_tensor(betas, dtype=torch.float64).reshape(-1)]
     if not beta_list or any(not (b > 0 and np.isfinite(b)) for b in beta_list):
@@ -178,57 +183,43 @@ def bdmc(decoder, betas, n_data: int, schedule=None, steps=None, *, distortion="
     prior = priors.check(prior, K)
     if not hasattr(prior, "from_noise"):
         raise TypeError("prior: BDMC needs a prior with from_noise(normal, uniform) to simulate exact latents")
-    _, hmc_kw, run_kw = split_arguments("bdmc", ais_kwargs, allowed=("step_size", "target_accept", "adapt",
-                                                                       "batch_size", "checkpoint_every", "cuda_graphs"))
-    hmc = HMCConfig.of(n_chains=n_chains, leapfrog_steps=leapfrog_steps, **hmc_kw)
+    _, hmc_kw, run_kw = split_arguments("bdmc", ais_kwargs, allowed=(
+        "step_size", "target_accept", "adapt", "metric", "jitter", "batch_size", "checkpoint_every", "cuda_graphs"))
+    hmc = HMCConfig.of(n_chains=n_chains, leapfrog_steps=leapfrog_steps, **{**TUNED_HMC, **hmc_kw})
+    if hmc.adapt is None:
+        raise ValueError("adapt: BDMC tunes in round 1; pass a step-size rule ('prob', 'ema', 'cumulative')")
     run = RunConfig.of(record=1, seed=seed, generator=generator, backend=backend, progress=progress,
                        checkpoint=checkpoint, resume=resume, **run_kw)
-    simulation = dict(decoder=decoder, prior=prior, distortion=distortion, logvar=logvar, latent_dim=K, dtype=dtype,
-                      device=device)
-    bound = functools.partial(bound_items, simulation, beta_list, schedule, steps, radius, hmc, run)
-    out = map_items(distributed, device, n_data, bound, seed=run.seed, checkpoint=checkpoint, resume=resume,
-                    assemble=join_dicts)
-    if out is None:  # distributed="rank0", on a rank other than 0
-        return None
-    config = dict(n_data=n_data, n_chains=n_chains, leapfrog_steps=leapfrog_steps, distortion=distortion,
-                  seed=out.pop("seed"), steps=steps if schedule is None else "schedule", backend=out.pop("backend"))
-    return BDMCResult(beta=torch.tensor(beta_list, dtype=torch.float64), acceptance=out.pop("acceptance").mean(1),
-                      divergences=out.pop("divergences").sum(1), **out, config=config)
-
-
-def bound_items(simulation: dict, beta_list, schedule, steps, radius, hmc: HMCConfig, run: RunConfig, start: int,
-                stop: int, *, seed: int, show_progress: bool, checkpoint=None, resume=None) -> dict:
-    """Simulate items start..stop−1 and bound their log Z at each β: lower, upper [J, n],
-    x [J, n, *event], z [J, n, K], acceptance, divergences [J, n, 2] (forward, reverse final
-    rounds), and the seed and backend used. ``simulation``: decoder, prior, distortion, logvar,
-    latent size, dtype and device of the simulated data."""
-    sim = simulation
-    run = run.replace(progress=run.progress and show_progress, checkpoint=checkpoint, resume=resume)
-    tune, frozen = dataclasses.replace(hmc, adapt=hmc.adapt or "ema", step_sizes=None), hmc
+    ranks = resolve(distributed, device)
+    if ranks is not None:  # every rank simulates every item (keyed by its index) and the runs are sharded
+        run = run.replace(seed=ranks.agree(run.seed, n_data))
+    sharded = ranks is not None
     out = {"lower": [], "upper": [], "x": [], "z": [], "acceptance": [], "divergences": []}
     for j, b in enumerate(beta_list):
-        z_star, x = simulate(sim["decoder"], sim["prior"], stop - start, b, sim["distortion"], sim["logvar"],
-                             sim["dtype"], sim["device"], seed, j, item_offset=start)
-        problem = Problem.of(sim["decoder"], x, sim["distortion"], sim["logvar"], sim["prior"], sim["latent_dim"])
+        z_star, x = simulate(decoder, prior, n_data, b, distortion, logvar, dtype, device, run.seed, j)
+        problem = Problem.of(decoder, x, distortion, logvar, prior, K)
         path = path_to(schedule, b, steps, radius)
-        s = [second_round_seed(seed + 4 * j + i) for i in range(4)]
-        label = f"bdmc β={b:.3g}"
+        seeds = [second_round_seed(run.seed + 4 * j + i) for i in range(3)]
 
         def part(tag, index, name):
-            return run.part(f"b{j}.{tag}", seed=s[index], label=f"{label} {name}")
+            return run.part(f"b{j}.{tag}", seed=seeds[index], label=f"bdmc β={b:.3g} {name}")
 
-        fwd1 = anneal(problem, path, tune, part("fwd1", 0, "forward tune"), item_offset=start)
-        fwd2 = anneal(problem, path, dataclasses.replace(frozen, adapt=None, step_sizes=fwd1.step_sizes),
-                      part("fwd2", 1, "forward"), item_offset=start)
-        rev_path = path.flip(0).contiguous()
-        rev1 = anneal(problem, rev_path, tune, part("rev1", 2, "reverse tune"), initial=fwd1.z.to(sim["device"]),
-                      item_offset=start)
-        rev2 = anneal(problem, rev_path, dataclasses.replace(frozen, adapt=None, step_sizes=rev1.step_sizes),
-                      part("rev2", 3, "reverse"), initial=z_star, item_offset=start)
-        out["lower"].append(fwd2.log_z[-1])
-        out["upper"].append(-rev2.log_z[-1])
+        tune = anneal_items(sharded, problem, path, hmc, part("tune", 0, "tuning"))
+        path2 = schedules.thermodynamic(tune.tuning, path.numel() - 1) if tuned_schedule else path
+        frozen = hmc.frozen(tune.tuning)
+        fwd = anneal_items(sharded, problem, path2, frozen, part("fwd", 1, "forward"))
+        rev = anneal_items(sharded, problem, path2.flip(0).contiguous(), frozen, part("rev", 2, "reverse"),
+                           initial=z_star)
+        out["lower"].append(fwd.log_z[-1])
+        out["upper"].append(-rev.log_z[-1])
         out["x"].append(x.cpu())
         out["z"].append(z_star.cpu())
-        out["acceptance"].append(torch.stack([fwd2.acceptance, rev2.acceptance], 1))
-        out["divergences"].append(torch.stack([fwd2.divergences, rev2.divergences], 1))
-    return {**{k: torch.stack(v) for k, v in out.items()}, "seed": seed, "backend": fwd2.config["backend"]}
+        out["acceptance"].append(torch.stack([fwd.acceptance, rev.acceptance], 1))
+        out["divergences"].append(torch.stack([fwd.divergences, rev.divergences], 1))
+    out = {k: torch.stack(v) for k, v in out.items()}
+    config = dict(n_data=n_data, n_chains=n_chains, leapfrog_steps=leapfrog_steps, distortion=distortion,
+                  seed=run.seed, steps=steps if schedule is None else "schedule", backend=fwd.config["backend"],
+                  adapt=hmc.adapt, metric=hmc.metric, jitter=hmc.jitter, tuned_schedule=bool(tuned_schedule))
+    result = BDMCResult(beta=torch.tensor(beta_list, dtype=torch.float64), acceptance=out.pop("acceptance").mean(1),
+                        divergences=out.pop("divergences").sum(1), **out, config=config)
+    return result if ranks is None else ranks.deliver(result)

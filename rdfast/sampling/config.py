@@ -21,7 +21,7 @@ from ..runtime.validation import check_data, check_int, check_positive_float, in
 from . import adapt as adaptation
 from . import priors
 from .distortions import Distortion, resolve
-from .stepsizes import StepSizes, as_step_sizes
+from .tuning import Tuning, as_tuning
 
 DEFAULT_ADAPT = "default"  # "ema" when tuning, None when frozen step sizes are replayed
 
@@ -51,50 +51,71 @@ class Problem:
         return dataclasses.replace(self, x=self.x[start:stop])
 
 
+METRICS = ("identity", "diagonal")
+# The HMC settings of the tuned two-round protocol (rd_curve, bdmc): chosen by measurement,
+# docs/accuracy.md (bench/accuracy.py)
+TUNED_HMC = dict(step_size="auto", adapt="prob", metric="diagonal", jitter=0.5)
+
+
 @dataclass(frozen=True)
 class HMCConfig:
-    """M chains per item, L leapfrog steps, initial step size ε0, the acceptance target and rule
-    name of round 1's adaptation (``rdfast.sampling.adapt``), or the frozen ``step_sizes`` of a
-    tuning round (then ``adapt`` is None)."""
+    """The transition and its tuning: M chains per item, L leapfrog steps, the initial step size
+    ε0 ("auto": found on the prior at β = 0, ``adapt.initial_step_size``), the acceptance target,
+    the step-size rule of round 1 (``rdfast.sampling.adapt``), the metric ("identity", or
+    "diagonal": a per-item precision model tuned from the chains, ``metrics.PrecisionModel``),
+    the step-size jitter j ∈ [0, 1), or the frozen ``tuning`` of a tuning round (then ``adapt``
+    is None and the metric, if diagonal, is replayed too)."""
 
     n_chains: int = 16
     leapfrog_steps: int = 10
-    step_size: float = 0.01
+    step_size: Any = 0.01
     target_accept: float = 0.65
     adapt: Optional[str] = "ema"
-    step_sizes: Optional[StepSizes] = None
+    tuning: Optional[Tuning] = None
+    metric: str = "identity"
+    jitter: float = 0.0
 
     @classmethod
     def of(cls, n_chains=16, leapfrog_steps=10, step_size=0.01, target_accept=0.65, adapt=DEFAULT_ADAPT,
-           step_sizes=None) -> "HMCConfig":
+           tuning=None, metric="identity", jitter=0.0) -> "HMCConfig":
         n_chains = check_int("n_chains", n_chains)
         leapfrog_steps = check_int("leapfrog_steps", leapfrog_steps)
-        step_size = check_positive_float("step_size", step_size)
+        if step_size != "auto":
+            step_size = check_positive_float("step_size", step_size)
         if isinstance(target_accept, bool) or not (isinstance(target_accept, (int, float)) and 0 < target_accept < 1):
             raise ValueError(f"target_accept: expected a number in (0, 1), got {target_accept!r}")
-        if step_sizes is not None:
-            step_sizes = as_step_sizes(step_sizes)
+        if metric not in METRICS:
+            raise ValueError(f"metric: expected one of {list(METRICS)}, got {metric!r}")
+        if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter < 1:
+            raise ValueError(f"jitter: expected a number in [0, 1) (each step size is drawn from "
+                             f"eps * U(1 - jitter, 1 + jitter)), got {jitter!r}")
+        if tuning is not None:
+            tuning = as_tuning(tuning)
             if adapt == DEFAULT_ADAPT:
                 adapt = None
             elif adapt is not None:
-                raise ValueError("adapt: replayed step_sizes are frozen; pass adapt=None (or leave it out)")
+                raise ValueError("adapt: a replayed tuning is frozen; pass adapt=None (or leave it out)")
         elif adapt == DEFAULT_ADAPT:
             adapt = "ema"
         adaptation.make(adapt, float(target_accept))  # a clear error for an unknown rule, now
-        return cls(n_chains, leapfrog_steps, step_size, float(target_accept), adapt, step_sizes)
+        return cls(n_chains, leapfrog_steps, step_size, float(target_accept), adapt, tuning, metric, float(jitter))
 
     def rule(self):
         """The step-size rule of this run (None: frozen)."""
         return adaptation.make(self.adapt, self.target_accept)
 
-    def check_against(self, n_transitions: int, n_items: int) -> None:
-        if self.step_sizes is not None:
-            self.step_sizes.check_matches(n_transitions, n_items)
+    def check_against(self, path: torch.Tensor, n_items: int) -> None:
+        if self.tuning is not None:
+            self.tuning.check_against(path, n_items, self.metric)
 
     def items(self, start: int, stop: int) -> "HMCConfig":
-        if self.step_sizes is None:
+        if self.tuning is None:
             return self
-        return dataclasses.replace(self, step_sizes=self.step_sizes.select(slice(start, stop)))
+        return dataclasses.replace(self, tuning=self.tuning.select(slice(start, stop)))
+
+    def frozen(self, tuning: Tuning) -> "HMCConfig":
+        """This configuration replaying ``tuning`` (round 2)."""
+        return dataclasses.replace(self, adapt=None, tuning=tuning)
 
 
 @dataclass(frozen=True)
@@ -137,7 +158,7 @@ class RunConfig:
 
 
 PROBLEM_ARGS = ("distortion", "logvar", "prior", "latent_dim")
-HMC_ARGS = ("n_chains", "leapfrog_steps", "step_size", "target_accept", "adapt", "step_sizes")
+HMC_ARGS = ("n_chains", "leapfrog_steps", "step_size", "target_accept", "adapt", "tuning", "metric", "jitter")
 RUN_ARGS = ("record", "seed", "generator", "backend", "batch_size", "progress", "checkpoint", "checkpoint_every",
             "resume", "cuda_graphs")
 

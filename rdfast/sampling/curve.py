@@ -1,18 +1,22 @@
-"""The paper's two-round protocol in one call: tune step sizes, then replay them frozen.
+"""The two-round protocol in one call: tune in round 1, then replay frozen in round 2.
 
-Round 1 adapts each chain's step size while annealing (``rdfast.sampling.adapt``); its step
-sizes, stored per item and knot, are fixed before round 2 starts, which replays them with a
-fresh seed. Round 2's randomness is then independent of its parameters, so its Ẑ keeps
-E[Ẑ] = Z; round 2 gives the reported curve.
+Round 1 anneals with adaptation (step sizes, ``rdfast.sampling.adapt``; a diagonal metric,
+``metrics.PrecisionModel``) and measures how fast the targets change along β; the tuned
+parameters, stored per item as functions of β (``rdfast.sampling.tuning``), are fixed before
+round 2 starts, which replays them with a fresh seed along a schedule of equal thermodynamic
+length (``schedules.thermodynamic``). Round 2's randomness is then independent of its
+parameters, so its Ẑ keeps E[Ẑ] = Z; round 2 gives the reported curve.
 """
 from __future__ import annotations
 
-import dataclasses
+import math
+
+import torch
 
 from ..runtime.distributed import checked_on_every_rank, resolve
 from . import schedules
 from .annealing import anneal_items, device_of
-from .config import HMCConfig, Problem, RunConfig, split_arguments
+from .config import TUNED_HMC, HMCConfig, Problem, RunConfig, split_arguments
 from .result import AISResult
 
 _MIX = 6364136223846793005  # odd multiplier: round 2's key differs from every round-1 key
@@ -23,38 +27,62 @@ def second_round_seed(seed: int) -> int:
     return (seed * _MIX + 1442695040888963407) % (1 << 62)
 
 
-def two_rounds(problem: Problem, path, hmc: HMCConfig, run: RunConfig, distributed=False) -> tuple[AISResult, AISResult]:
-    """Round 1 adapts step sizes (``run.seed``); round 2 replays them frozen with a fresh seed.
+def two_rounds(problem: Problem, path, hmc: HMCConfig, run: RunConfig, distributed=False,
+               tuned_schedule: bool = True) -> tuple[AISResult, AISResult]:
+    """Round 1 tunes along ``path`` (``run.seed``); round 2 replays the tuning frozen with a fresh
+    seed, along the tuned schedule of as many transitions (``tuned_schedule=False``: ``path``).
     Each round keeps its own checkpoint file (``<path>.tune``, ``<path>.final``)."""
     tuning = anneal_items(distributed, problem, path, hmc, run.part("tune"))
-    frozen = dataclasses.replace(hmc, adapt=None, step_sizes=tuning.step_sizes)
-    final = anneal_items(distributed, problem, path, frozen, run.part("final", seed=second_round_seed(run.seed)))
+    path2 = schedules.thermodynamic(tuning.tuning, path.numel() - 1) if tuned_schedule else path
+    final = anneal_items(distributed, problem, path2, hmc.frozen(tuning.tuning),
+                         run.part("final", seed=second_round_seed(run.seed)))
     final.config["tuning"] = {"seed": run.seed, "adapt": hmc.adapt, "acceptance": tuning.acceptance.mean().item(),
-                              "seconds": tuning.seconds}
+                              "seconds": tuning.seconds, "tuned_schedule": bool(tuned_schedule)}
     return tuning, final
 
 
-def rd_curve(decoder, x, beta_max: float, steps: int, *, schedule=None, radius: float = 4.0, seed=None,
-             generator=None, adapt="ema", distributed=None, **ais_kwargs) -> AISResult | None:
-    """Rate-distortion curve by the two-round protocol on the sigmoid schedule to ``beta_max``.
+def rd_curve(decoder, x, beta_max: float | None = None, steps: int | None = None, *, schedule=None,
+             radius: float = 10.0, seed=None, generator=None, adapt="prob", tuned_schedule=True, distributed=None,
+             **ais_kwargs) -> AISResult | None:
+    """Rate-distortion curve by the two-round protocol, up to ``beta_max`` in ``steps`` transitions
+    per round.
 
-    ``schedule`` overrides the default ``schedules.sigmoid(steps, beta_max, radius)``; the other
-    keyword arguments go to ``rdfast.ais`` (``checkpoint``/``resume`` cover both rounds). Returns
-    round 2's AISResult (its step sizes are those tuned in round 1; ``config["tuning"]``
-    summarises round 1). ``distributed`` as in ``rdfast.ais``: both rounds are sharded over the
-    ranks (files ``<path>.tune.rank{r}of{W}``, ...).
+    Round 1 runs ``schedules.sigmoid(steps, beta_max, radius)`` (or ``schedule``, whose last β and
+    length then give beta_max and steps), round 2 the tuned schedule (``tuned_schedule=False``:
+    round 1's). HMC defaults to the tuned settings (``config.TUNED_HMC``: initial step size found
+    on the prior, the "prob" step-size rule, a diagonal metric per item, ±50 % jitter); the other
+    keyword arguments go to ``rdfast.ais`` (``checkpoint``/``resume`` cover both rounds). The
+    published protocol is ``schedule=schedules.sigmoid(steps, beta_max, 10), adapt="cumulative",
+    metric="identity", jitter=0.0, step_size=0.01, tuned_schedule=False``. Returns round 2's
+    AISResult (its tuning is round 1's; ``config["tuning"]`` summarises round 1). ``distributed``
+    as in ``rdfast.ais``: both rounds are sharded over the ranks (files ``<path>.tune.rank{r}of{W}``, ...).
     """
     def check():
         problem_kw, hmc_kw, run_kw = split_arguments("rd_curve", ais_kwargs)
-        return (Problem.of(decoder, x, **problem_kw),
-                schedules.validate(schedules.sigmoid(steps, beta_max, radius) if schedule is None else schedule),
-                HMCConfig.of(adapt=adapt, **hmc_kw), RunConfig.of(seed=seed, generator=generator, **run_kw))
+        return (Problem.of(decoder, x, **problem_kw), curve_path(schedule, beta_max, steps, radius),
+                HMCConfig.of(**{**TUNED_HMC, **hmc_kw, "adapt": adapt}),
+                RunConfig.of(seed=seed, generator=generator, **run_kw))
 
     problem, path, hmc, run = checked_on_every_rank(distributed, device_of(x), check)
     ranks = resolve(distributed, problem.x.device)
     if ranks is None:
-        return two_rounds(problem, path, hmc, run)[1]
-    # each round sharded and gathered on every rank (round 2 replays round 1's step sizes item by item)
+        return two_rounds(problem, path, hmc, run, tuned_schedule=tuned_schedule)[1]
+    # each round sharded and gathered on every rank (round 2 replays round 1's tuning item by item)
     _, final = two_rounds(problem, path, hmc, run.replace(seed=ranks.agree(run.seed, problem.x.shape[0])),
-                          distributed=True)
+                          distributed=True, tuned_schedule=tuned_schedule)
     return ranks.deliver(final)
+
+
+def curve_path(schedule, beta_max, steps, radius) -> torch.Tensor:
+    """Round 1's path: the sigmoid of ``steps`` transitions to ``beta_max``, or ``schedule``, which
+    beta_max and steps (when given) must then describe."""
+    if schedule is None:
+        if beta_max is None or steps is None:
+            raise ValueError("beta_max: rd_curve needs beta_max and steps (or a schedule=)")
+        return schedules.sigmoid(steps, beta_max, radius)
+    path = schedules.validate(schedule)
+    if steps is not None and steps != path.numel() - 1:
+        raise ValueError(f"steps: {steps} given, but schedule= has {path.numel() - 1} transitions; pass one of them")
+    if beta_max is not None and not math.isclose(float(beta_max), float(path[-1]), rel_tol=1e-12):
+        raise ValueError(f"beta_max: {beta_max} given, but schedule= ends at {float(path[-1])}; pass one of them")
+    return path

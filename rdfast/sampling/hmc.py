@@ -5,6 +5,7 @@ U(z) = E(z) + β d(z), E = −log p. One transition of every chain (DESIGN §2),
 per row and the metric's kinetic energy K(p) = ½ pᵀM⁻¹p:
 
     log w −= Δβ · d(z0)                                  (the weight first, at the old state)
+    ε ← ε · U(1 − j, 1 + j)                              (jitter j ∈ [0, 1), per row, keyed)
     p0 ~ N(0, M);  p = p0 − ½ε ∇U(z0);  z = z0 + ε M⁻¹p
     repeat L − 1 times:  p −= ε ∇U(z);  z += ε M⁻¹p
     p −= ½ε ∇U(z)
@@ -65,10 +66,13 @@ def ops_for(backend, metric):
 class HMC:
     """HMC with ``leapfrog_steps`` L and ``metric`` for the rows of ``keys``; ``evaluate(z, d, g)``
     writes d(z) [B] and ∇_z d(z) [B, K]; ``prior``: the standard normal is fused, any other
-    passes −log p and −∇log p (autograd) to the ops."""
+    passes −log p and −∇log p (autograd) to the ops. ``jitter`` j: each transition of each row
+    uses ε·U(1 − j, 1 + j) (on a near-Gaussian target a fixed ε·L makes trajectories nearly
+    periodic); the uniform comes from the accept draw's counter, so it costs no draw."""
 
-    def __init__(self, evaluate, backend, metric, leapfrog_steps: int, prior, keys: rng.Keys):
+    def __init__(self, evaluate, backend, metric, leapfrog_steps: int, prior, keys: rng.Keys, jitter: float = 0.0):
         self.evaluate, self.metric, self.L, self.prior, self.keys = evaluate, metric, leapfrog_steps, prior, keys
+        self.jitter = jitter
         self.ops = ops_for(backend, metric)
         self.custom_prior = not getattr(prior, "is_standard_normal", False)
 
@@ -97,12 +101,13 @@ class Transition:
         self.p, self.zp, self.gp = torch.empty_like(z), torch.empty_like(z), torch.empty_like(z)  # [B, K]
         self.dp, self.h0, self.u = torch.empty_like(d), torch.empty_like(d), torch.empty_like(d)  # [B]
         self.info = TransitionInfo(torch.empty_like(d), torch.empty_like(d), state.n_accept)
+        self.eps = torch.empty_like(d) if hmc.jitter else state.eps  # [B] the step sizes of this transition
         prior0 = prior1 = {}
         if hmc.custom_prior:  # −log p and −∇log p at the state (0) and at the proposal (1)
             self.pe0, self.pg0, self.pe1, self.pg1 = torch.empty_like(d), torch.empty_like(z), torch.empty_like(d), \
                 torch.empty_like(z)
             prior0, prior1 = dict(prior_energy=self.pe0, prior_grad=self.pg0), dict(prior_grad=self.pg1)
-        ops, metric, beta, eps = hmc.ops, hmc.metric, clock.beta, state.eps
+        ops, metric, beta, eps = hmc.ops, hmc.metric, clock.beta, self.eps
         self.begin = ops.prepare("leapfrog_begin", z0=z, g0=state.g, d0=d, p=self.p, z=self.zp, logw=state.logw,
                                  h0=self.h0, beta=beta, dbeta=clock.dbeta, eps=eps, metric=metric, **prior0)
         self.kick_drift = ops.prepare("leapfrog_step", z=self.zp, g=self.gp, p=self.p, beta=beta, eps=eps,
@@ -120,6 +125,10 @@ class Transition:
 
     def step(self) -> None:
         hmc, state, k = self.hmc, self.state, self.clock.k
+        if hmc.jitter:
+            u, spread = hmc.keys.uniform_pair(k, rng.STREAM_ACCEPT)
+            self.u.copy_(u)
+            torch.mul(state.eps, spread.mul_(2.0 * hmc.jitter).add_(1.0 - hmc.jitter), out=self.eps)
         self.p.copy_(hmc.metric.momentum(hmc.keys.normal(k, rng.STREAM_MOMENTUM, state.z.shape[1], state.z.dtype)))
         if hmc.custom_prior:
             self._prior_at(state.z, self.pe0, self.pg0)
@@ -129,5 +138,6 @@ class Transition:
             if hmc.custom_prior:
                 self._prior_at(self.zp, self.pe1, self.pg1)
             (self.kick_drift if step < hmc.L - 1 else self.last_kick)()
-        self.u.copy_(hmc.keys.uniform(k, rng.STREAM_ACCEPT))
+        if not hmc.jitter:
+            self.u.copy_(hmc.keys.uniform(k, rng.STREAM_ACCEPT))
         self.metropolis()

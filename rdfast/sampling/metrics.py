@@ -55,3 +55,88 @@ class DiagonalMetric:
     def velocity(self, p: torch.Tensor) -> torch.Tensor:
         rows, m = self._per_row(p)
         return (m * rows).reshape(p.shape)
+
+
+def prior_precision(prior, dim: int, n: int = 4096) -> torch.Tensor:
+    """λ0 [K] float64: the prior's diagonal precision, √(Var[∇E] / Var[z]) over n samples drawn with a
+    fixed generator (the same prior always gives the same λ0); exactly 1 for the standard normal."""
+    if getattr(prior, "is_standard_normal", False):
+        return torch.ones(dim, dtype=torch.float64)
+    from .priors import energy_and_grad
+
+    gen = torch.Generator().manual_seed(0)
+    normal = torch.randn(n, dim, generator=gen, dtype=torch.float64)
+    z = (prior.from_noise(normal, torch.rand(n, generator=gen, dtype=torch.float64)) if hasattr(prior, "from_noise")
+         else prior.sample(n)).double()
+    _, grad = energy_and_grad(prior, z)
+    return torch.sqrt(grad.double().var(0) / z.var(0))
+
+
+class PrecisionModel:
+    """The diagonal metric of each item as a function of β: M⁻¹(β) = 1 / (λ0 + β h).
+
+    λ0 [K] is the prior's precision and h [N, K] ≥ 0 the curvature of d per unit β, so that
+    λ0 + β h approximates the diagonal precision of the target f_β; exact for a linear decoder
+    with squared error or a Gaussian likelihood whose Jacobian has orthogonal columns, and first
+    order in general. ``refresh(β)`` writes M⁻¹(β) into ``metric.inv_mass`` in place (torch ops on
+    the device: capturable). Round 2 sets ``curvature`` per knot (``rdfast.sampling.tuning``);
+    round 1 estimates it from the chains by ``observe``:
+
+        λ̂ = √(Var[∇U] / Var[z])   per item and coordinate, over its chains (a moving average over
+        transitions), the diagonal that minimises the Fisher divergence of a Gaussian to the
+        chains' distribution (exact for a Gaussian target, and unchanged when the chains are
+        under-dispersed: both variances shrink alike); h = max((λ̂ − λ0) / β̄, 0) at the mean β̄
+        of the observations.
+    """
+
+    DECAY = 0.9  # per transition, of the moving averages of the moments
+
+    def __init__(self, prior_precision: torch.Tensor, n_items: int, n_chains: int, dtype, device):
+        f64 = dict(dtype=torch.float64, device=device)
+        K = prior_precision.numel()
+        self.prior_precision = prior_precision.to(**f64)  # [K]
+        self.curvature = torch.zeros(n_items, K, **f64)  # [N, K] h
+        self.metric = DiagonalMetric(torch.ones(n_items, K, dtype=dtype, device=device) / self.prior_precision.to(dtype),
+                                     n_chains)
+        self._precision = torch.empty(n_items, K, **f64)  # [N, K] λ0 + β h
+        self.moments = {name: torch.zeros(n_items, K, **f64) for name in ("z", "z2", "u", "u2")}  # EMA, [N, K]
+        self.weight = torch.zeros((), **f64)  # EMA of the observation count (bias correction)
+        self.beta_mean = torch.zeros((), **f64)  # EMA of β (bias corrected by weight)
+
+    def refresh(self, beta) -> None:
+        """M⁻¹ ← 1 / (λ0 + β h) at β (a number or a 0-d float64 device tensor)."""
+        torch.mul(self.curvature, beta, out=self._precision)
+        self._precision.add_(self.prior_precision)
+        self.metric.inv_mass.copy_(torch.reciprocal(self._precision))
+
+    def observe(self, z: torch.Tensor, prior_grad: torch.Tensor, g: torch.Tensor, beta) -> None:
+        """Add the chains' states z [B, K] at β, with ∇U = ``prior_grad`` + β g, to the moments and
+        update h (unless the chains of an item coincide)."""
+        N, K = self.curvature.shape
+        zz = z.double().view(N, -1, K)  # [N, M, K]
+        u = (prior_grad.double() + beta * g.double()).view(N, -1, K)  # [N, M, K] ∇U
+        keep, add = self.DECAY, 1.0 - self.DECAY
+        for name, value in (("z", zz.mean(1)), ("z2", (zz * zz).mean(1)), ("u", u.mean(1)), ("u2", (u * u).mean(1))):
+            self.moments[name].mul_(keep).add_(value, alpha=add)
+        self.weight.mul_(keep).add_(add)
+        self.beta_mean.mul_(keep).add_(add * beta)
+        m = {name: value / self.weight for name, value in self.moments.items()}
+        var_z = (m["z2"] - m["z"] ** 2).clamp_(min=0.0)
+        var_u = (m["u2"] - m["u"] ** 2).clamp_(min=0.0)
+        precision = torch.sqrt(var_u / var_z)  # [N, K] λ̂ (NaN or inf where var_z = 0)
+        beta_mean = self.beta_mean / self.weight
+        h = ((precision - self.prior_precision) / beta_mean).clamp_(min=0.0)
+        usable = torch.isfinite(h) & (beta_mean > 0)
+        self.curvature.copy_(torch.where(usable, h, self.curvature))
+
+    def to_dict(self) -> dict:
+        return {"curvature": self.curvature, "inv_mass": self.metric.inv_mass, "weight": self.weight,
+                "beta_mean": self.beta_mean, **{f"moment_{k}": v for k, v in self.moments.items()}}
+
+    def load(self, saved: dict) -> None:
+        self.curvature.copy_(saved["curvature"])
+        self.metric.inv_mass.copy_(saved["inv_mass"])
+        self.weight.copy_(saved["weight"])
+        self.beta_mean.copy_(saved["beta_mean"])
+        for name in self.moments:
+            self.moments[name].copy_(saved[f"moment_{name}"])

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..runtime.atomic import write_atomic
-from .stepsizes import StepSizes
+from .tuning import Tuning
 
 _PER_RECORD = ("log_z", "distortion", "rate", "ess", "accept_rate")  # [R, N]
 _PER_ITEM = ("acceptance", "divergences", "z", "log_w")  # [N, ...]
@@ -26,7 +26,8 @@ class AISResult:
       rate = −log Ẑ_k − β_k D̂_k, ess = 1/Σ w̃², accept_rate = acceptance since the previous record;
     acceptance [N] (over the run), divergences [N] (non-finite proposals, rejected);
     z [N, M, K] final states, log_w [N, M] final log-weights;
-    step_sizes: the step sizes this run used, compact (pass to ``step_sizes=`` to replay).
+    tuning: the step sizes (and metric, and the targets' speed along β) this run used or tuned,
+      as functions of β (pass to ``tuning=`` to replay them frozen).
     """
 
     beta: torch.Tensor
@@ -40,7 +41,7 @@ class AISResult:
     divergences: torch.Tensor
     z: torch.Tensor
     log_w: torch.Tensor
-    step_sizes: Optional[StepSizes]
+    tuning: Optional[Tuning]
     config: dict = field(default_factory=dict)
     seconds: float = float("nan")
 
@@ -74,8 +75,7 @@ class AISResult:
         return cls(beta=first.beta, steps=first.steps,
                    **{name: torch.cat([getattr(p, name) for p in parts], 1) for name in _PER_RECORD},
                    **{name: torch.cat([getattr(p, name) for p in parts], 0) for name in _PER_ITEM},
-                   step_sizes=StepSizes(first.step_sizes.boundaries,
-                                        torch.cat([p.step_sizes.log_eps for p in parts], 1)),
+                   tuning=Tuning.concat([p.tuning for p in parts]),
                    config={**first.config, "n_items": sum(p.n_items for p in parts)},
                    seconds=max(p.seconds for p in parts))
 
@@ -92,9 +92,8 @@ class AISResult:
     def save(self, path) -> None:
         """Write an .npz file atomically (temporary file in the same folder, then rename)."""
         arrays = {name: getattr(self, name).detach().cpu().numpy() for name in _ARRAYS}
-        if self.step_sizes is not None:
-            arrays["step_boundaries"] = self.step_sizes.boundaries.numpy()
-            arrays["step_log_eps"] = self.step_sizes.log_eps.numpy()
+        if self.tuning is not None:
+            arrays.update(self.tuning.to_arrays("tuning_"))
         arrays["meta"] = np.array(json.dumps({"config": self.config, "seconds": self.seconds}))
         save_npz_atomic(path, arrays)
 
@@ -105,11 +104,9 @@ class AISResult:
             if missing:
                 raise ValueError(f"path: {path} is not an rdfast AIS result (missing {missing})")
             kwargs = {name: torch.from_numpy(data[name]) for name in _ARRAYS}
-            step_sizes = None
-            if "step_boundaries" in data:
-                step_sizes = StepSizes(torch.from_numpy(data["step_boundaries"]), torch.from_numpy(data["step_log_eps"]))
+            tuning = Tuning.from_arrays(data, "tuning_")
             meta = json.loads(str(data["meta"]))
-        return cls(**kwargs, step_sizes=step_sizes, config=meta["config"], seconds=meta["seconds"])
+        return cls(**kwargs, tuning=tuning, config=meta["config"], seconds=meta["seconds"])
 
     def plot(self, ax=None, log_rate: bool = False, per_item: bool = False, label: Optional[str] = None):
         """Rate against distortion (mean over items; ``per_item`` adds each item's curve)."""

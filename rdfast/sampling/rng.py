@@ -100,11 +100,23 @@ def normal(seed: int, items: torch.Tensor, n_chains: int, dim: int, step, stream
     return out.to(dtype).contiguous()
 
 
+def _unit_53(high: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
+    """Two uint32 words -> float64 uniform in (0, 1) with 53 random bits (27 + 26)."""
+    bits = (high >> 5) * 67108864 + (low >> 6)
+    return ((bits.double() + 0.5) * (1.0 / 9007199254740992.0)).reshape(-1)
+
+
 def uniform(seed: int, items: torch.Tensor, n_chains: int, step, stream: int) -> torch.Tensor:
     """Float64 uniforms in (0, 1), one per row [N·M], with 53 random bits."""
     w0, w1, _, _ = _words(seed, items, n_chains, 1, step, stream)
-    bits = (w0 >> 5) * 67108864 + (w1 >> 6)  # 27 + 26 = 53 bits
-    return ((bits.double() + 0.5) * (1.0 / 9007199254740992.0)).reshape(-1)
+    return _unit_53(w0, w1)
+
+
+def uniform_pair(seed: int, items: torch.Tensor, n_chains: int, step, stream: int) -> tuple:
+    """Two independent float64 uniforms per row [N·M] from one counter: the first is ``uniform``'s
+    (words 0, 1), the second comes from words 2, 3."""
+    w0, w1, w2, w3 = _words(seed, items, n_chains, 1, step, stream)
+    return _unit_53(w0, w1), _unit_53(w2, w3)
 
 
 class Keys:
@@ -122,3 +134,7 @@ class Keys:
     def uniform(self, step, stream: int) -> torch.Tensor:
         """Uniforms in (0, 1) [N·M], float64."""
         return uniform(self.seed, self.items, self.n_chains, step, stream)
+
+    def uniform_pair(self, step, stream: int) -> tuple:
+        """Two independent uniforms in (0, 1) [N·M] each, float64; the first is ``uniform``'s."""
+        return uniform_pair(self.seed, self.items, self.n_chains, step, stream)

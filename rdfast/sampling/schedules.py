@@ -37,8 +37,11 @@ def geometric(n_steps: int, beta_min: float, beta_max: float = 1.0) -> torch.Ten
     return torch.cat([torch.zeros(1, dtype=torch.float64), tail])
 
 
-def sigmoid(n_steps: int, beta_max: float = 1.0, radius: float = 4.0) -> torch.Tensor:
-    """Wu et al.'s sigmoid schedule: s_k = σ(−r + 2r·k/T), β_k = β_max (s_k − s_0)/(s_T − s_0)."""
+def sigmoid(n_steps: int, beta_max: float = 1.0, radius: float = 10.0) -> torch.Tensor:
+    """Wu et al.'s sigmoid schedule: s_k = σ(−r + 2r·k/T), β_k = β_max (s_k − s_0)/(s_T − s_0).
+
+    The radius r sets how finely the low-β end is resolved; r = 10 is the published code's
+    default (r = 4 jumps to β ≈ 0.44 in the first of 1,000 transitions at β_max = 3,000)."""
     _check_steps_and_max(n_steps, beta_max)
     if not (isinstance(radius, (int, float)) and radius > 0 and math.isfinite(radius)):
         raise ValueError(f"radius: expected a positive finite number, got {radius!r}")
@@ -63,4 +66,25 @@ def validate(schedule) -> torch.Tensor:
     if (betas[1:] < betas[:-1]).any():
         k = int(torch.nonzero(betas[1:] < betas[:-1])[0]) + 1
         raise ValueError(f"schedule: must be nondecreasing, but beta[{k}]={betas[k].item()} < beta[{k - 1}]={betas[k - 1].item()}")
+    return betas.contiguous()
+
+
+def thermodynamic(tuning, n_steps: int) -> torch.Tensor:
+    """The path over ``tuning``'s β range (from ``beta_bounds[0]`` to ``beta_bounds[-1]``, forward
+    or reverse) of ``n_steps`` equal increments of thermodynamic length Λ(β) = ∫ s dβ', with s the
+    speed √Var_β[d] tuned in round 1 (piecewise constant over its knots). For perfect transitions
+    the log-weight variance Σ_k Δβ_k² Var[d] is then Λ²/T, the least any T-step path reaches.
+    Speeds are floored at 1e-3 of the largest, so that no β range is skipped."""
+    _check_steps_and_max(n_steps, 1.0)
+    bounds = tuning.beta_bounds.to(torch.float64)  # [S + 1]
+    speed = torch.nan_to_num(tuning.speed.to(torch.float64), nan=0.0)  # [S]
+    top = float(speed.max()) if speed.numel() and float(speed.max()) > 0 else 1.0
+    speed = speed.clamp(min=1e-3 * top)
+    widths = bounds[1:] - bounds[:-1]  # [S], signed
+    cumulative = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(speed * widths.abs(), 0)])  # [S + 1]
+    targets = torch.linspace(0.0, float(cumulative[-1]), n_steps + 1, dtype=torch.float64)
+    knot = (torch.searchsorted(cumulative, targets, side="right") - 1).clamp_(0, speed.numel() - 1)
+    fraction = ((targets - cumulative[knot]) / (speed[knot] * widths[knot].abs())).nan_to_num(0.0).clamp_(0.0, 1.0)
+    betas = bounds[knot] + fraction * widths[knot]
+    betas[0], betas[-1] = bounds[0], bounds[-1]
     return betas.contiguous()

@@ -40,7 +40,7 @@ def test_whole_run_matches_torch(triton_interpreter, dtype):
     tol = 1e-10 if dtype == torch.float64 else 1e-5
     for field in ("log_z", "distortion", "rate", "ess", "z", "log_w"):
         torch.testing.assert_close(getattr(b, field), getattr(a, field), rtol=tol, atol=tol, msg=field)
-    torch.testing.assert_close(b.step_sizes.log_eps, a.step_sizes.log_eps, rtol=0, atol=0)
+    torch.testing.assert_close(b.tuning.log_eps, a.tuning.log_eps, rtol=0, atol=0)
     assert torch.equal(b.divergences, a.divergences) and torch.equal(b.acceptance, a.acceptance)
 
 

@@ -58,7 +58,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     whole = rdfast.ais(slow, pr.x, sched, **ARGS)
     for name in ("log_z", "distortion", "rate", "ess", "accept_rate", "z", "log_w", "divergences", "acceptance"):
         assert torch.equal(getattr(resumed, name), getattr(whole, name)), name
-    assert torch.equal(resumed.step_sizes.log_eps, whole.step_sizes.log_eps)
+    assert torch.equal(resumed.tuning.log_eps, whole.tuning.log_eps)
 
 
 def _checkpointed(tmp_path):

@@ -87,7 +87,7 @@ def test_segments_do_not_change_the_result(tmp_path):
     base = small_run(record=1)
     many = small_run(record=list(range(41)), checkpoint=tmp_path / "c.pt", checkpoint_every=3, batch_size=2)
     assert torch.equal(base.log_z[-1], many.log_z[-1]) and torch.equal(base.z, many.z)
-    assert torch.equal(base.step_sizes.log_eps, many.step_sizes.log_eps)
+    assert torch.equal(base.tuning.log_eps, many.tuning.log_eps)
     assert base.config["cuda_graphs"] is False
 
 
@@ -120,7 +120,7 @@ def test_graph_replay_equals_the_eager_loop(backend, decoder_kind):
     assert graphed.config["cuda_graphs"] is True and eager.config["cuda_graphs"] is False
     for field in ("log_z", "distortion", "rate", "ess", "z", "log_w", "acceptance", "divergences"):
         assert torch.equal(getattr(graphed, field), getattr(eager, field)), field
-    assert torch.equal(graphed.step_sizes.log_eps, eager.step_sizes.log_eps)
+    assert torch.equal(graphed.tuning.log_eps, eager.tuning.log_eps)
 
 
 def test_when_graphs_are_tried(monkeypatch):

@@ -135,8 +135,8 @@ def assert_same(a, b):
         if isinstance(value, torch.Tensor):
             assert torch.equal(value, getattr(b, name)), name
     if isinstance(a, rdfast.AISResult):
-        assert torch.equal(a.step_sizes.log_eps, b.step_sizes.log_eps)
-        assert torch.equal(a.step_sizes.boundaries, b.step_sizes.boundaries)
+        assert torch.equal(a.tuning.log_eps, b.tuning.log_eps)
+        assert torch.equal(a.tuning.beta_bounds, b.tuning.beta_bounds)
     assert without_seconds(a.config) == without_seconds(b.config)
 
 
@@ -191,8 +191,8 @@ def test_checkpoints_are_per_rank_and_resume(ranks, single):
     names = {p.name for p in out.iterdir()}
     assert {f"ais.rank{r}of{world}" for r in range(world)} <= names
     assert {f"curve.{run}.rank{r}of{world}" for r in range(world) for run in ("tune", "final")} <= names
-    assert {f"bdmc.rank{r}of{world}.b1.rev2" for r in range(min(world, 2))} <= names
-    assert not any(name.startswith(f"bdmc.rank2of{world}") for name in names)  # 2 items: rank 2 has none
+    assert {f"bdmc.b1.rev.rank{r}of{world}" for r in range(min(world, 2))} <= names
+    assert not any(name.startswith("bdmc.") and name.endswith(f"rank2of{world}") for name in names)  # 2 items
     for res in results:
         assert_same(res["ckpt"], single["ais5"])
         assert_same(res["ckpt_resumed"], single["ais5"])

@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rdfast.runtime.plan import GRAPH_BLOCK, Segment, graph_replays, segments
-from rdfast.sampling.stepsizes import knot_boundaries
+from rdfast.sampling.tuning import knot_boundaries
 
 
 def test_a_small_plan():

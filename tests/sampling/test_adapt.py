@@ -47,8 +47,32 @@ def test_cumulative_uses_the_rate_since_the_start():
         assert torch.equal(e, expected(eps, torch.tensor(n_accept, dtype=torch.float64) / 10 > 0.65))
 
 
+def test_accept_probability_rule_moves_each_items_log_step():
+    """log ε_n += 0.5 (mean accept probability of item n's chains − target), shared by its chains."""
+    rule = adapt.make("prob", 0.65)
+    eps = torch.tensor([0.1, 0.1, 99.9, 99.9, 1e-6, 1e-6], dtype=torch.float64)  # 3 items × 2 chains
+    state = rule.init(eps, 2)
+    probs = [1.0, 0.8, 1.0, 1.0, 0.0, 0.2]
+    before = eps.clone()
+    rule.update(state, eps, types.SimpleNamespace(accept_prob=torch.tensor(probs, dtype=torch.float64)), t=1)
+    mean = torch.tensor([0.9, 1.0, 0.1], dtype=torch.float64).repeat_interleave(2)
+    assert torch.equal(eps, torch.clamp(before * torch.exp(0.5 * (mean - 0.65)), 1e-6, 100.0))
+    assert eps[2] == 100.0 and eps[4] == 1e-6  # clamped
+
+
 def test_rules_by_name():
     assert adapt.make(None, 0.65) is None
-    assert set(adapt.RULES) == {"ema", "cumulative"}
-    with pytest.raises(ValueError, match=r"adapt: expected one of \['ema', 'cumulative', None\]"):
+    assert set(adapt.RULES) == {"ema", "cumulative", "prob"}
+    with pytest.raises(ValueError, match=r"adapt: expected one of \['ema', 'cumulative', 'prob', None\]"):
         adapt.make("adam", 0.65)
+
+
+def test_initial_step_size_is_found_on_the_prior():
+    """Deterministic, larger for fewer dimensions, and ε at the target acceptance on the prior."""
+    from rdfast.sampling.priors import GaussianMixture, StandardNormal
+
+    eps = {K: adapt.initial_step_size(StandardNormal(K), K, 10, 0.65) for K in (2, 100)}
+    assert eps[100] == adapt.initial_step_size(StandardNormal(100), 100, 10, 0.65)
+    assert 0.1 < eps[100] < eps[2] < 3.0
+    wide = GaussianMixture([1.0], [[0.0, 0.0]], [5.0])  # the same shape, 5× wider: 5× the step
+    assert abs(adapt.initial_step_size(wide, 2, 10, 0.65) / eps[2] - 5.0) < 0.5

@@ -68,12 +68,18 @@ def test_generator_seeds_reproducibly():
     assert torch.equal(a.log_z, b.log_z) and a.config["seed"] == b.config["seed"]
 
 
-def test_batch_size_does_not_change_the_result():
+@pytest.mark.parametrize("tuned", [False, True], ids=["published", "tuned"])
+def test_batch_size_does_not_change_the_result(tuned):
+    """Batches of items give the same bits: also with the tuned settings (the metric, jitter, the
+    step-size rule), whose tuning (and so round 2's schedule) is the same too."""
     pr = small(n_items=5)
-    whole, parts = run(pr), run(pr, batch_size=2)
+    kw = dict(metric="diagonal", jitter=0.5, adapt="prob", step_size="auto") if tuned else {}
+    whole, parts = run(pr, **kw), run(pr, batch_size=2, **kw)
     for name in ("log_z", "distortion", "rate", "ess", "z", "log_w", "divergences", "acceptance"):
-        torch.testing.assert_close(getattr(whole, name), getattr(parts, name), rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(whole.step_sizes.log_eps, parts.step_sizes.log_eps, rtol=1e-12, atol=1e-12)
+        assert torch.equal(getattr(whole, name), getattr(parts, name)), name
+    for name in ("log_eps", "var_d", "curvature"):
+        value = getattr(whole.tuning, name)
+        assert (value is None and tuned is False) or torch.equal(value, getattr(parts.tuning, name)), name
 
 
 def test_shapes_and_fields():
@@ -86,7 +92,7 @@ def test_shapes_and_fields():
     assert r.z.shape == (N, M, 2) and r.log_w.shape == (N, M)
     assert torch.allclose(r.rate, -r.log_z - r.beta[:, None] * r.distortion)
     assert ((r.ess >= 1 - 1e-9) & (r.ess <= M + 1e-9)).all()
-    assert r.step_sizes.log_eps.shape == (30, N)
+    assert r.tuning.log_eps.shape == (30, N) and r.tuning.beta_bounds.shape == (31,)
     assert r.mean_rate.shape == (R,) and "acceptance" in r.summary()
 
 
@@ -97,27 +103,38 @@ def test_record_explicit_steps_including_zero():
     assert torch.all(r.log_z[0] == 0) and torch.all(r.rate[0].abs() < 1e-12)
 
 
-def test_two_rounds_replay_frozen_step_sizes():
+PUBLISHED = dict(adapt="ema", metric="identity", jitter=0.0, step_size=0.01, tuned_schedule=False)
+
+
+def test_two_rounds_replay_the_frozen_tuning():
+    """rd_curve's round 2 is round 1's tuning replayed with a fresh seed: on round 1's schedule, or
+    (the default) on the schedule tuned in round 1, with the tuned metric and jitter."""
     pr = small()
     tuning = run(pr, adapt="ema")
-    replay = run(pr, step_sizes=tuning, seed=99)
-    torch.testing.assert_close(replay.step_sizes.log_eps, tuning.step_sizes.log_eps, rtol=0, atol=1e-12)
-    assert replay.config["replayed_step_sizes"] and replay.config["adapt"] is None
-    curve = rdfast.rd_curve(pr.decoder, pr.x, 4.0, 30, seed=11, logvar=pr.logvar, n_chains=4, leapfrog_steps=3,
-                            record=5, backend="torch")
-    manual = run(pr, step_sizes=tuning, seed=rdfast.sampling.curve.second_round_seed(11))
+    replay = run(pr, tuning=tuning, seed=99)
+    torch.testing.assert_close(replay.tuning.log_eps, tuning.tuning.log_eps, rtol=0, atol=1e-12)
+    assert replay.config["replayed_tuning"] and replay.config["adapt"] is None
+    args = dict(seed=11, logvar=pr.logvar, n_chains=4, leapfrog_steps=3, record=5, backend="torch")
+    curve = rdfast.rd_curve(pr.decoder, pr.x, 4.0, 30, schedule=SCHED, **args, **PUBLISHED)
+    manual = run(pr, tuning=tuning, seed=rdfast.sampling.curve.second_round_seed(11))
     assert torch.equal(curve.log_z, manual.log_z)
     assert curve.config["tuning"]["seed"] == 11
+    tuned = rdfast.rd_curve(pr.decoder, pr.x, 4.0, 30, **args)
+    first = run(pr, schedule=rdfast.schedules.sigmoid(30, 4.0), adapt="prob", step_size="auto", metric="diagonal",
+                jitter=0.5)
+    second = run(pr, schedule=rdfast.schedules.thermodynamic(first.tuning, 30), tuning=first, metric="diagonal",
+                 jitter=0.5, step_size="auto", seed=rdfast.sampling.curve.second_round_seed(11))
+    assert torch.equal(tuned.log_z, second.log_z) and torch.equal(tuned.beta, second.beta)
 
 
 def test_step_sizes_adapt_toward_target():
     pr = small()
     sched = rdfast.schedules.linear(300, 200.0)
     r = run(pr, schedule=sched, leapfrog_steps=2, record=1)
-    assert (r.step_sizes.values[-1] > 0.02).all()  # grew from 0.01: acceptance was above target
-    assert (r.step_sizes.values[-1] < 0.5).all()  # but not to the clamp: it adapted to the posterior
+    assert (r.tuning.step_sizes[-1] > 0.02).all()  # grew from 0.01: acceptance was above target
+    assert (r.tuning.step_sizes[-1] < 0.5).all()  # but not to the clamp: it adapted to the posterior
     cum = run(pr, schedule=sched, leapfrog_steps=2, record=1, adapt="cumulative")
-    assert not torch.equal(cum.step_sizes.log_eps, r.step_sizes.log_eps)
+    assert not torch.equal(cum.tuning.log_eps, r.tuning.log_eps)
 
 
 def test_save_load_round_trip(tmp_path):
@@ -127,7 +144,14 @@ def test_save_load_round_trip(tmp_path):
     back = rdfast.AISResult.load(path)
     for name in ("beta", "steps", "log_z", "distortion", "rate", "ess", "z", "log_w", "divergences"):
         assert torch.equal(getattr(r, name), getattr(back, name))
-    assert torch.equal(back.step_sizes.log_eps, r.step_sizes.log_eps) and back.config == r.config
+    for name in ("beta_bounds", "log_eps", "var_d"):
+        assert torch.equal(getattr(back.tuning, name), getattr(r.tuning, name))
+    assert back.tuning.curvature is None and back.config == r.config
+    diagonal = run(small(), metric="diagonal")
+    diagonal.save(path)
+    again = rdfast.AISResult.load(path).tuning
+    assert torch.equal(again.curvature, diagonal.tuning.curvature)
+    assert torch.equal(again.prior_precision, diagonal.tuning.prior_precision)
     np.savez(tmp_path / "other.npz", a=np.zeros(3))
     with pytest.raises(ValueError, match="not an rdfast AIS result"):
         rdfast.AISResult.load(tmp_path / "other.npz")
@@ -229,7 +253,11 @@ def _bad_cases():
         (dict(decoder=dec, x=x, schedule=SCHED, seed=-1, **ok), ValueError, "seed"),
         (dict(decoder=dec, x=x, schedule=SCHED, backend="nope", logvar=-0.5), ValueError, "backend"),
         (dict(decoder=dec, x=x, schedule=SCHED, batch_size=0, **ok), ValueError, "batch_size"),
-        (dict(decoder=dec, x=x, schedule=SCHED, step_sizes="x", **ok), TypeError, "step_sizes"),
+        (dict(decoder=dec, x=x, schedule=SCHED, tuning="x", **ok), TypeError, "tuning"),
+        (dict(decoder=dec, x=x, schedule=SCHED, metric="dense", **ok), ValueError, "metric"),
+        (dict(decoder=dec, x=x, schedule=SCHED, jitter=1.0, **ok), ValueError, "jitter"),
+        (dict(decoder=dec, x=x, schedule=SCHED, jitter=-0.1, **ok), ValueError, "jitter"),
+        (dict(decoder=dec, x=x, schedule=SCHED, step_size="big", **ok), ValueError, "step_size"),
         (dict(decoder=lambda z: z, x=x, schedule=SCHED, **ok), ValueError, "latent_dim"),
         (dict(decoder=dec, x=x, schedule=SCHED, prior=object(), **ok), TypeError, "prior"),
     ]
@@ -242,13 +270,20 @@ def test_bad_input_names_the_argument(case):
         rdfast.ais(kwargs.pop("decoder"), kwargs.pop("x"), kwargs.pop("schedule"), **kwargs)
 
 
-def test_mismatched_step_sizes_rejected():
+def test_mismatched_tuning_rejected():
+    """A tuning is a function of β: it replays on any path within its β range (other lengths
+    too), never beyond it, never for other items, never a metric it does not have."""
     pr = small()
     tuned = run(pr)
-    with pytest.raises(ValueError, match="step_sizes: tuned for 30 transitions"):
-        run(pr, step_sizes=tuned, schedule=rdfast.schedules.linear(10, 1.0))
+    run(pr, tuning=tuned, schedule=rdfast.schedules.linear(10, 1.0))  # fewer transitions, a smaller range: fine
+    with pytest.raises(ValueError, match=r"tuning: tuned for beta in \[0, 4\]"):
+        run(pr, tuning=tuned, schedule=rdfast.schedules.linear(10, 8.0))
+    with pytest.raises(ValueError, match="tuning: tuned for 3 data items"):
+        run(small(n_items=2), tuning=tuned)
+    with pytest.raises(ValueError, match="metric: 'diagonal' replays a tuned metric"):
+        run(pr, tuning=tuned, metric="diagonal")
     with pytest.raises(ValueError, match="adapt"):
-        run(pr, step_sizes=tuned, adapt="ema")
+        run(pr, tuning=tuned, adapt="ema")
 
 
 def test_absurd_sizes_refused_up_front():
