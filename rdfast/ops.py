@@ -7,7 +7,10 @@ written in place, so they must be writable, contiguous and of the stated dtype a
 (an error names the argument otherwise: nothing is ever copied behind your back). Each call
 runs on the arrays' device with the compiled backend (``cpu`` or ``cuda``), or with the torch
 reference when the extension is not built. The contract of every op is
-``rdfast.backends.spec.OPS``; the kinetic energy here is ½‖p‖² (identity metric).
+``rdfast.backends.spec.OPS``. The metric is the identity (kinetic energy ½‖p‖²) unless
+``inv_mass`` [N, K] gives a diagonal M⁻¹ per item (K(p) = ½ Σ m p², drift z += ε m ⊙ p; row r
+reads inv_mass[r // M] with M = B / N); its entries must be positive and finite (checked for
+host arrays; on a GPU a check would wait for the device).
 
 Shapes: N items, M chains per item, B = N·M rows in data-major order (row r = n·M + m),
 K latent numbers, P data numbers per item. ``T`` is float32 or float64 (data, decoder
@@ -43,7 +46,7 @@ def distortion(kind, x, xhat, logvar, d, grad_xhat, grad_logvar, n_chains):
          n_chains=n_chains)
 
 
-def leapfrog_begin(z0, g0, d0, p, z, logw, h0, beta, dbeta, eps, prior_energy=None, prior_grad=None):
+def leapfrog_begin(z0, g0, d0, p, z, logw, h0, beta, dbeta, eps, prior_energy=None, prior_grad=None, inv_mass=None):
     """Start a transition: weight update, initial energy, first half kick and first drift.
 
     z0, g0 [B, K] T (state and its g); d0 [B] f64; p [B, K] T (fresh momenta, updated);
@@ -51,15 +54,15 @@ def leapfrog_begin(z0, g0, d0, p, z, logw, h0, beta, dbeta, eps, prior_energy=No
     beta, dbeta: β_k and β_k − β_{k−1} (numbers or 0-d float64 arrays).
     """
     _run("leapfrog_begin", z0=z0, g0=g0, d0=d0, p=p, z=z, logw=logw, h0=h0, beta=beta, dbeta=dbeta, eps=eps,
-         prior_energy=prior_energy, prior_grad=prior_grad)
+         prior_energy=prior_energy, prior_grad=prior_grad, metric=inv_mass)
 
 
-def leapfrog_step(z, g, p, beta, eps, prior_grad=None):
+def leapfrog_step(z, g, p, beta, eps, prior_grad=None, inv_mass=None):
     """A full kick then a drift.
 
     z [B, K] T (updated); g [B, K] T (∇d at z); p [B, K] T (updated); eps [B] f64.
     """
-    _run("leapfrog_step", z=z, g=g, p=p, beta=beta, eps=eps, prior_grad=prior_grad)
+    _run("leapfrog_step", z=z, g=g, p=p, beta=beta, eps=eps, prior_grad=prior_grad, metric=inv_mass)
 
 
 def leapfrog_end(z, g, p, beta, eps, prior_grad=None):
@@ -67,7 +70,8 @@ def leapfrog_end(z, g, p, beta, eps, prior_grad=None):
     _run("leapfrog_end", z=z, g=g, p=p, beta=beta, eps=eps, prior_grad=prior_grad)
 
 
-def metropolis(z0, g0, d0, z, g, d, p, h0, u, beta, accepted, accept_prob, n_accept, n_diverge, prior_energy=None):
+def metropolis(z0, g0, d0, z, g, d, p, h0, u, beta, accepted, accept_prob, n_accept, n_diverge, prior_energy=None,
+               inv_mass=None):
     """End a transition: accept or reject the proposal (z, g, d, p), row by row, in place.
     Step-size adaptation is the caller's (it reads accepted or accept_prob).
 
@@ -75,7 +79,7 @@ def metropolis(z0, g0, d0, z, g, d, p, h0, u, beta, accepted, accept_prob, n_acc
     (proposal); h0, u [B] f64; accepted, accept_prob [B] f64 and n_accept, n_diverge [B] int64.
     """
     _run("metropolis", z0=z0, g0=g0, d0=d0, z=z, g=g, d=d, p=p, h0=h0, u=u, beta=beta, accepted=accepted,
-         accept_prob=accept_prob, n_accept=n_accept, n_diverge=n_diverge, prior_energy=prior_energy)
+         accept_prob=accept_prob, n_accept=n_accept, n_diverge=n_diverge, prior_energy=prior_energy, metric=inv_mass)
 
 
 def record(logw, d, n_chains, log_z, dist, ess):
@@ -102,7 +106,23 @@ def _run(op, **kw):
         elif name in spec.OPS[op].scalars:
             kw[name] = _scalar(op, name, value)
     bound = spec.bind(op, {name: kw.get(name) for name in arrays}, kw.get("n_chains"))
+    if kw.get("metric") is not None:
+        kw["metric"] = _diagonal_metric(op, _tensor(op, "inv_mass", kw["metric"], out=False), bound)
     _backend(bound.device).prepare(op, **kw)()
+
+
+def _diagonal_metric(op, inv_mass, bound):
+    """``inv_mass`` [N, K] as the diagonal metric of rows B = N·M (M = B / N), values checked on the host."""
+    from .sampling.metrics import DiagonalMetric
+
+    B = bound.sizes["B"]
+    if inv_mass.dim() != 2 or inv_mass.shape[0] == 0 or B % inv_mass.shape[0]:
+        raise ValueError(f"{op}: inv_mass must have shape [N, K] with N dividing the {B} rows, got {list(inv_mass.shape)}")
+    if inv_mass.device.type == "cpu" and not (torch.isfinite(inv_mass) & (inv_mass > 0)).all():
+        raise ValueError(f"{op}: inv_mass must be positive and finite")
+    metric = DiagonalMetric(inv_mass, B // inv_mass.shape[0])
+    spec.metric_arguments(op, metric, bound)  # dtype, device, K: errors name metric.inv_mass
+    return metric
 
 
 def _tensor(op, name, a, out):

@@ -206,3 +206,24 @@ def test_other_bad_arguments(np_rng):
         ops.metropolis(*[np.zeros((B, K))] * 2, np.zeros(B), *[np.zeros((B, K))] * 2, np.zeros(B),
                        np.zeros((B, K)), np.zeros(B), np.ones(B), 1.0, np.zeros(B, np.int64), np.zeros(B),
                        np.zeros(B, np.int64), np.zeros(B, np.int64))
+
+
+def test_diagonal_metric(np_rng):
+    """inv_mass [N, K]: K(p) = ½ Σ m p² in h0 and H1, drift z += ε m ⊙ p; bad inv_mass is named."""
+    z0, g, p0 = f64(B, K, rng=np_rng), f64(B, K, rng=np_rng), f64(B, K, rng=np_rng)
+    d0, eps, beta = np_rng.uniform(0, 5, B), np_rng.uniform(0.01, 0.2, B), 2.0
+    m = np_rng.uniform(0.1, 3.0, (N, K))
+    rows = np.repeat(m, M, axis=0)  # [B, K]
+    p, z, logw, h0 = p0.copy(), np.zeros((B, K)), np.zeros(B), np.zeros(B)
+    ops.leapfrog_begin(z0, g, d0, p, z, logw, h0, beta, 0.5, eps, inv_mass=m)
+    e = eps[:, None]
+    p_ref = p0 - 0.5 * e * (z0 + beta * g)
+    np.testing.assert_allclose(h0, 0.5 * (z0**2).sum(1) + beta * d0 + 0.5 * (rows * p0**2).sum(1), rtol=1e-13)
+    np.testing.assert_allclose(z, z0 + e * rows * p_ref, rtol=1e-13, atol=1e-15)
+    ops.leapfrog_step(z, g, p, beta, eps, inv_mass=m)
+    np.testing.assert_allclose(z, z0 + e * rows * p_ref + e * rows * (p_ref - e * (z0 + e * rows * p_ref + beta * g)),
+                               rtol=1e-12, atol=1e-14)
+    for bad, message in ((-m, "positive and finite"), (m[:, :2], r"metric.inv_mass must be contiguous with shape"),
+                         (np.ones((5, K)), r"N dividing the 12 rows"), (m.astype(np.float32), "metric.inv_mass must be a torch.float64")):
+        with pytest.raises((ValueError, TypeError), match=message):
+            ops.leapfrog_step(z, g, p, beta, eps, inv_mass=bad)

@@ -115,7 +115,7 @@ def anneal_items(distributed, problem: Problem, path: torch.Tensor, hmc: HMCConf
     """``anneal`` over all items of the problem, sharded over the ranks when ``distributed`` asks
     for it (``rdfast.runtime.distributed.map_items``); a replayed tuning and initial states go with
     their items. Returns the AISResult of all items (None on ranks other than 0 with "rank0")."""
-    hmc.check_against(path, problem.x.shape[0])
+    hmc.check_against(path, problem)
 
     def run_items(start, stop, *, seed, show_progress, checkpoint=None, resume=None):
         shard = run.replace(seed=seed, progress=run.progress and show_progress, checkpoint=checkpoint, resume=resume)
@@ -137,7 +137,7 @@ def anneal(problem: Problem, path: torch.Tensor, hmc: HMCConfig, run: RunConfig,
     started = time.monotonic()
     x, K, M = problem.x, problem.latent_dim, hmc.n_chains
     N, T = x.shape[0], path.numel() - 1
-    hmc.check_against(path, N)
+    hmc.check_against(path, problem)
     if initial is not None and tuple(initial.shape) not in ((N, K), (N, M, K)):
         raise ValueError(f"initial: expected shape {(N, K)} or {(N, M, K)}, got {tuple(initial.shape)}")
     chunk = N if run.batch_size is None else run.batch_size

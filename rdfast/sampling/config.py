@@ -104,9 +104,9 @@ class HMCConfig:
         """The step-size rule of this run (None: frozen)."""
         return adaptation.make(self.adapt, self.target_accept)
 
-    def check_against(self, path: torch.Tensor, n_items: int) -> None:
+    def check_against(self, path: torch.Tensor, problem: Problem) -> None:
         if self.tuning is not None:
-            self.tuning.check_against(path, n_items, self.metric)
+            self.tuning.check_against(path, problem.x.shape[0], problem.latent_dim, self.metric)
 
     def items(self, start: int, stop: int) -> "HMCConfig":
         if self.tuning is None:

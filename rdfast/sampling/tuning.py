@@ -71,9 +71,10 @@ class Tuning:
         return Tuning(self.beta_bounds, self.log_eps[:, items], self.var_d[:, items],
                       None if self.curvature is None else self.curvature[:, items], self.prior_precision)
 
-    def check_against(self, path: torch.Tensor, n_items: int, metric: str) -> None:
-        """A clear error unless this tuning covers ``path``'s β range for ``n_items`` items and has
-        what ``metric`` needs."""
+    def check_against(self, path: torch.Tensor, n_items: int, latent_dim: int, metric: str) -> None:
+        """A clear error unless this tuning is well formed, covers ``path``'s β range for ``n_items``
+        items of ``latent_dim`` latents and has what ``metric`` needs."""
+        self._check_values(latent_dim)
         if self.n_items != n_items:
             raise ValueError(f"tuning: tuned for {self.n_items} data items, but x has {n_items}")
         low, high = self.beta_range
@@ -84,6 +85,26 @@ class Tuning:
         if metric == "diagonal" and self.curvature is None:
             raise ValueError("metric: 'diagonal' replays a tuned metric, but this tuning has none "
                              "(it was tuned with metric='identity')")
+
+    def _check_values(self, latent_dim: int) -> None:
+        S = self.beta_bounds.numel() - 1
+        steps = self.beta_bounds[1:] - self.beta_bounds[:-1]
+        if S < 1 or not torch.isfinite(self.beta_bounds).all() or not ((steps >= 0).all() or (steps <= 0).all()):
+            raise ValueError("tuning: beta_bounds must be a monotone sequence of finite numbers with at least 2 values")
+        if self.log_eps.dim() != 2 or self.log_eps.shape[0] != S or not torch.isfinite(self.log_eps).all():
+            raise ValueError(f"tuning: log_eps must be finite with shape [{S}, N], got {list(self.log_eps.shape)}")
+        if self.var_d.shape != self.log_eps.shape or not (self.var_d >= 0).all():
+            raise ValueError(f"tuning: var_d must be nonnegative with shape {list(self.log_eps.shape)}")
+        if self.curvature is None:
+            return
+        shape = [S, self.n_items, latent_dim]
+        if list(self.curvature.shape) != shape or not (torch.isfinite(self.curvature) & (self.curvature >= 0)).all():
+            raise ValueError(f"tuning: curvature (the metric's) must be finite and nonnegative with shape {shape}, got "
+                             f"{list(self.curvature.shape)}")
+        lam = self.prior_precision
+        if lam is None or list(lam.shape) != [latent_dim] or not (torch.isfinite(lam) & (lam > 0)).all():
+            raise ValueError(f"tuning: prior_precision (the metric's) must be positive and finite with shape "
+                             f"[{latent_dim}]")
 
     def knots_of(self, betas: torch.Tensor) -> torch.Tensor:
         """The knot [T] (int64) of each β of ``betas`` [T] (clamped to the tuned range)."""

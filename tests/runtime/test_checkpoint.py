@@ -140,3 +140,43 @@ def test_rd_curve_and_bdmc_resume(tmp_path):
     b1 = rdfast.bdmc(pr.decoder, [1.0], 3, steps=6, checkpoint=tmp_path / "bd", **kw)
     b2 = rdfast.bdmc(pr.decoder, [1.0], 3, steps=6, resume=tmp_path / "bd", **kw)
     assert torch.equal(b1.lower, b2.lower) and torch.equal(b1.upper, b2.upper)
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("tuned_round", ["round 1", "round 2"])
+def test_tuned_runs_resume_bit_identical(tmp_path, tuned_round):
+    """With the tuned settings (diagonal metric estimated or replayed, jitter, the 'prob' rule) a run
+    stopped mid-way resumes to the uninterrupted result: the metric model and the tuner are saved too."""
+    pr = linear_problem(3, 6, 4, logvar=-0.5, seed=4)
+    calls = {"left": None}
+
+    def decoder(z):  # one name for every run: part of the fingerprint
+        if calls["left"] is not None:
+            calls["left"] -= 1
+            if calls["left"] < 0:
+                raise Crash
+        return pr.decoder(z)
+    decoder.latent_dim = 3
+    sched = rdfast.schedules.sigmoid(60, 8.0)
+    args = dict(logvar=-0.5, n_chains=4, leapfrog_steps=3, record=5, seed=2, backend="cpu", metric="diagonal",
+                jitter=0.5, step_size="auto")
+    if tuned_round == "round 2":
+        first = rdfast.ais(decoder, pr.x, sched, adapt="prob", **args)
+        sched, args = rdfast.schedules.thermodynamic(first.tuning, 60), dict(args, tuning=first, seed=3)
+    else:
+        args["adapt"] = "prob"
+    whole = rdfast.ais(decoder, pr.x, sched, **args)
+    path = tmp_path / "c.ckpt"
+    calls["left"] = 1 + 3 * 37  # dies during transition 38, after the checkpoint at transition 35
+    with pytest.raises(Crash):
+        rdfast.ais(decoder, pr.x, sched, checkpoint=path, checkpoint_every=7, **args)
+    assert torch.load(path, weights_only=True)["state"]["k"] == 35
+    calls["left"] = None
+    resumed = rdfast.ais(decoder, pr.x, sched, resume=path, **args)
+    for name in ("log_z", "distortion", "z", "log_w", "acceptance"):
+        assert torch.equal(getattr(resumed, name), getattr(whole, name)), name
+    for name in ("log_eps", "var_d", "curvature"):
+        assert torch.equal(getattr(resumed.tuning, name), getattr(whole.tuning, name)), name

@@ -284,6 +284,16 @@ def test_mismatched_tuning_rejected():
         run(pr, tuning=tuned, metric="diagonal")
     with pytest.raises(ValueError, match="adapt"):
         run(pr, tuning=tuned, adapt="ema")
+    diagonal = run(pr, metric="diagonal").tuning
+    bad = {"negative curvature": dict(curvature=-diagonal.curvature - 1),
+           "non-finite curvature": dict(curvature=diagonal.curvature * float("nan")),
+           "curvature of another latent size": dict(curvature=diagonal.curvature[..., :1]),
+           "zero prior precision": dict(prior_precision=diagonal.prior_precision * 0),
+           "non-finite step sizes": dict(log_eps=diagonal.log_eps + float("inf")),
+           "non-monotone beta": dict(beta_bounds=diagonal.beta_bounds.flip(0).roll(3))}
+    for case, change in bad.items():
+        with pytest.raises(ValueError, match="tuning: "):
+            run(pr, tuning=rdfast.Tuning(**{**diagonal.to_dict(), **change}), metric="diagonal")
 
 
 def test_absurd_sizes_refused_up_front():
