@@ -144,10 +144,8 @@ def anneal(problem: Problem, path: torch.Tensor, hmc: HMCConfig, run: RunConfig,
     be = backends.get(run.backend, x.device)
     check_memory(min(chunk, N) * M, K, x[0].numel(), x.element_size(), x.device)
     rec = record_steps(run.record, T)
-    prior_precision = metrics.prior_precision(problem.prior, K) if hmc.metric == "diagonal" else None  # [K]
-    step_size = hmc.step_size if hmc.step_size != "auto" else adaptation.initial_step_size(
-        problem.prior, K, hmc.leapfrog_steps, hmc.target_accept,
-        None if prior_precision is None else 1.0 / prior_precision)
+    prior_precision = metrics.prior_precision(problem.prior, K)  # [K] λ0
+    step_size = hmc.step_size if hmc.step_size != "auto" else _initial_step_size(problem, hmc, prior_precision)
     config = dict(n_items=N, n_chains=M, leapfrog_steps=hmc.leapfrog_steps, n_transitions=T, latent_dim=K,
                   distortion=problem.distortion.name, adapt=hmc.adapt, target_accept=hmc.target_accept,
                   step_size=step_size, metric=hmc.metric, jitter=hmc.jitter, replayed_tuning=hmc.tuning is not None,
@@ -188,19 +186,15 @@ def _warn_on_faults(result: AISResult) -> None:
         warnings.warn(f"ais: {int(bad.sum())} items have a non-finite final log Z estimate", RuntimeWarning, stacklevel=4)
 
 
-def initial_states(prior, keys: rng.Keys, latent_dim: int, dtype, initial=None) -> torch.Tensor:
-    """z [B, K] of the chains: ``initial`` per item or per chain, else draws from the prior
-    (from keyed noise, or ``prior.sample`` under a generator seeded by the seed and first item)."""
+def initial_states(path, keys: rng.Keys, latent_dim: int, dtype, initial=None) -> torch.Tensor:
+    """z [B, K] of the chains: ``initial`` per item or per chain, else the path's base draws (the
+    prior's, or the encoder's q)."""
     items, M, K = keys.items, keys.n_chains, latent_dim
     if initial is not None:
         z = initial.to(device=items.device, dtype=dtype)
         z = z.repeat_interleave(M, 0) if z.dim() == 2 else z.reshape(-1, K)
-    elif hasattr(prior, "from_noise"):
-        z = prior.from_noise(keys.normal(0, rng.STREAM_INIT, K), keys.uniform(0, rng.STREAM_INIT))
     else:
-        with torch.random.fork_rng(devices=[items.device] if items.device.type == "cuda" else []):
-            torch.manual_seed(keys.seed + int(items[0]))
-            z = prior.sample(items.numel() * M)
+        z = path.initial_states(keys, K, dtype)
     if not isinstance(z, torch.Tensor) or z.shape != (items.numel() * M, K):
         raise ValueError(f"prior: samples must have shape [{items.numel() * M}, {K}], got {getattr(z, 'shape', None)}")
     return z.to(device=items.device, dtype=dtype).contiguous()
@@ -224,7 +218,7 @@ class Annealer:
 
     def _fresh(self, kernel: HMC, keys, x, initial, recorder) -> tuple:
         """The chains' state at β = 0 (checked finite), the rule's state, k = 0 (recorded if asked)."""
-        z = initial_states(self.problem.prior, keys, self.problem.latent_dim, x.dtype, initial)
+        z = initial_states(kernel.path, keys, self.problem.latent_dim, x.dtype, initial)
         try:
             state = kernel.init(z, self.step_size)
         except RuntimeError as exc:
@@ -246,15 +240,15 @@ class Annealer:
         x = problem.x[lo:hi]
         n, M, K, dev = x.shape[0], hmc.n_chains, problem.latent_dim, x.device
         keys = rng.Keys(self.run_config.seed, torch.arange(offset + lo, offset + hi, device=dev), M)
-        model = None if self.prior_precision is None else metrics.PrecisionModel(self.prior_precision, n, M, x.dtype,
-                                                                                  dev)
+        path = problem.path(lo, hi, M, self.prior_precision)
+        model = metrics.PrecisionModel(path, n, M, K, x.dtype, dev) if hmc.metric == "diagonal" else None
         kernel = HMC(make_evaluator(problem.decoder, x, M, problem.distortion, be), be,
-                     metrics.IdentityMetric() if model is None else model.metric, hmc.leapfrog_steps, problem.prior,
-                     keys, hmc.jitter)
+                     metrics.IdentityMetric() if model is None else model.metric, hmc.leapfrog_steps, path, keys,
+                     hmc.jitter)
         rule = hmc.rule()
         recorder = Recorder(self.rec.numel(), n, M, dev)
         if hmc.tuning is None:  # round 1: watch and tune
-            tuner, replay = Tuner(self.path, knot_boundaries(T), n, M, dev, model, self._prior_grad()), None
+            tuner, replay = Tuner(self.path, knot_boundaries(T), n, M, dev, model), None
             bounds = tuner.boundaries
         else:  # round 2: replay the frozen tuning along this path
             tuner, replay = None, Replay(hmc.tuning.select(slice(lo, hi)), self.path, M, dev)
@@ -308,9 +302,13 @@ class Annealer:
             out["tuning"] = tuner.tuning().to_dict()
         return out
 
-    def _prior_grad(self):
-        """−∇log p for the tuner's metric estimate (None: the standard normal's, z)."""
-        prior = self.problem.prior
-        if getattr(prior, "is_standard_normal", False):
-            return None
-        return lambda z: priors.energy_and_grad(prior, z)[1]
+
+def _initial_step_size(problem: Problem, hmc: HMCConfig, prior_precision: torch.Tensor) -> float:
+    """ε at β = 0 (``adapt.initial_step_size``) on the prior, or on the encoder path's base q, which
+    the diagonal metric M⁻¹(0) = σ_q² makes a standard normal (without the metric: at q's median scale)."""
+    K, L, target = problem.latent_dim, hmc.leapfrog_steps, hmc.target_accept
+    if problem.encoder is None:
+        return adaptation.initial_step_size(problem.prior, K, L, target,
+                                            1.0 / prior_precision if hmc.metric == "diagonal" else None)
+    unit = adaptation.initial_step_size(priors.StandardNormal(K), K, L, target)
+    return unit if hmc.metric == "diagonal" else unit * float(torch.exp(0.5 * problem.q_logvar).median())

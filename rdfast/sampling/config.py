@@ -19,7 +19,7 @@ import torch
 from ..runtime.checkpoint import parse_every, part_paths
 from ..runtime.validation import check_data, check_int, check_positive_float, infer_latent_dim, resolve_seed
 from . import adapt as adaptation
-from . import priors
+from . import paths, priors
 from .distortions import Distortion, resolve
 from .tuning import Tuning, as_tuning
 
@@ -30,25 +30,61 @@ DEFAULT_ADAPT = "default"  # "ema" when tuning, None when frozen step sizes are 
 class Problem:
     """x [N, *event] (float32/float64, checked), ``decoder`` z [rows, K] -> x̂, a resolved
     ``distortion``, a ``prior`` over z (standard normal or an object with log_prob and
-    from_noise/sample) and the latent size K."""
+    from_noise/sample), the latent size K, and optionally an ``encoder`` x -> (mean, logvar) of a
+    diagonal Gaussian q(z|x), evaluated once (``q_mean``, ``q_logvar`` [N, K]): the annealing path
+    then runs from q (``rdfast.sampling.paths.EncoderPath``) instead of from the prior."""
 
     decoder: Any
     x: torch.Tensor
     distortion: Distortion
     prior: Any
     latent_dim: int
+    encoder: Any = None
+    q_mean: Optional[torch.Tensor] = None
+    q_logvar: Optional[torch.Tensor] = None
 
     @classmethod
-    def of(cls, decoder, x, distortion="gaussian_nll", logvar=None, prior=None, latent_dim=None) -> "Problem":
+    def of(cls, decoder, x, distortion="gaussian_nll", logvar=None, prior=None, latent_dim=None,
+           encoder=None) -> "Problem":
         if not callable(decoder):
             raise TypeError(f"decoder: expected a callable z [rows, K] -> x_hat (an nn.Module, a function), "
                             f"got {type(decoder).__name__}")
         x = check_data(x)
         K = infer_latent_dim(decoder, prior, latent_dim)
-        return cls(decoder, x, resolve(distortion, logvar, x), priors.check(prior, K), K)
+        q = () if encoder is None else encode(encoder, x, K)
+        return cls(decoder, x, resolve(distortion, logvar, x), priors.check(prior, K), K, encoder, *q)
 
     def items(self, start: int, stop: int) -> "Problem":
-        return dataclasses.replace(self, x=self.x[start:stop])
+        if self.encoder is None:
+            return dataclasses.replace(self, x=self.x[start:stop])
+        return dataclasses.replace(self, x=self.x[start:stop], q_mean=self.q_mean[start:stop],
+                                   q_logvar=self.q_logvar[start:stop])
+
+    def path(self, start: int, stop: int, n_chains: int, prior_precision: torch.Tensor):
+        """The annealing path of items start..stop−1 (``rdfast.sampling.paths``)."""
+        if self.encoder is None:
+            return paths.PriorPath(self.prior, prior_precision)
+        return paths.EncoderPath(self.prior, prior_precision, self.q_mean[start:stop], self.q_logvar[start:stop],
+                                 n_chains)
+
+
+def encode(encoder, x: torch.Tensor, latent_dim: int) -> tuple:
+    """The encoder's (mean, logvar) [N, K] at x, checked: shapes, finite values, x's dtype and device."""
+    if not callable(encoder):
+        raise TypeError(f"encoder: expected a callable x -> (mean, logvar), got {type(encoder).__name__}")
+    with torch.no_grad():
+        out = encoder(x)
+    if not (isinstance(out, (tuple, list)) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out)):
+        raise TypeError(f"encoder: must return a (mean, logvar) pair of tensors, got {type(out).__name__}")
+    expected = (x.shape[0], latent_dim)
+    mean, logvar = (t.detach().reshape(t.shape[0], -1) if t.dim() else t for t in out)
+    for name, t in (("mean", mean), ("logvar", logvar)):
+        if tuple(t.shape) != expected:
+            raise ValueError(f"encoder: {name} must have shape {list(expected)} (items × latents), got "
+                             f"{list(out[0 if name == 'mean' else 1].shape)}")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"encoder: {name} has NaN or inf at {int((~torch.isfinite(t)).sum())} entries")
+    return mean.to(x).contiguous(), logvar.to(x).contiguous()
 
 
 METRICS = ("identity", "diagonal")
@@ -157,7 +193,7 @@ class RunConfig:
         return dataclasses.replace(self, **paths, **changes)
 
 
-PROBLEM_ARGS = ("distortion", "logvar", "prior", "latent_dim")
+PROBLEM_ARGS = ("distortion", "logvar", "prior", "latent_dim", "encoder")
 HMC_ARGS = ("n_chains", "leapfrog_steps", "step_size", "target_accept", "adapt", "tuning", "metric", "jitter")
 RUN_ARGS = ("record", "seed", "generator", "backend", "batch_size", "progress", "checkpoint", "checkpoint_every",
             "resume", "cuda_graphs")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from .. import backends
-from . import priors, rng
+from . import rng
 
 
 @dataclass
@@ -65,16 +65,17 @@ def ops_for(backend, metric):
 
 class HMC:
     """HMC with ``leapfrog_steps`` L and ``metric`` for the rows of ``keys``; ``evaluate(z, d, g)``
-    writes d(z) [B] and ∇_z d(z) [B, K]; ``prior``: the standard normal is fused, any other
-    passes −log p and −∇log p (autograd) to the ops. ``jitter`` j: each transition of each row
+    writes d(z) [B] and ∇_z d(z) [B, K]; ``path`` (``rdfast.sampling.paths``) gives the base
+    energy E_β: the standard normal prior's is fused, any other is passed to the ops as E_β and
+    ∇E_β, and a path's weight term w adds Δβ·w to the log-weights. ``jitter`` j: each transition of each row
     uses ε·U(1 − j, 1 + j) (on a near-Gaussian target a fixed ε·L makes trajectories nearly
     periodic); the uniform comes from the accept draw's counter, so it costs no draw."""
 
-    def __init__(self, evaluate, backend, metric, leapfrog_steps: int, prior, keys: rng.Keys, jitter: float = 0.0):
-        self.evaluate, self.metric, self.L, self.prior, self.keys = evaluate, metric, leapfrog_steps, prior, keys
+    def __init__(self, evaluate, backend, metric, leapfrog_steps: int, path, keys: rng.Keys, jitter: float = 0.0):
+        self.evaluate, self.metric, self.L, self.path, self.keys = evaluate, metric, leapfrog_steps, path, keys
         self.jitter = jitter
         self.ops = ops_for(backend, metric)
-        self.custom_prior = not getattr(prior, "is_standard_normal", False)
+        self.custom_prior = not path.fused
 
     def init(self, z: torch.Tensor, step_size: float) -> ChainState:
         """The state at z [B, K] with d and ∇d evaluated there, log w = 0 and ε = ``step_size``."""
@@ -103,7 +104,7 @@ class Transition:
         self.info = TransitionInfo(torch.empty_like(d), torch.empty_like(d), state.n_accept)
         self.eps = torch.empty_like(d) if hmc.jitter else state.eps  # [B] the step sizes of this transition
         prior0 = prior1 = {}
-        if hmc.custom_prior:  # −log p and −∇log p at the state (0) and at the proposal (1)
+        if hmc.custom_prior:  # E_β and ∇E_β at the state (0) and at the proposal (1)
             self.pe0, self.pg0, self.pe1, self.pg1 = torch.empty_like(d), torch.empty_like(z), torch.empty_like(d), \
                 torch.empty_like(z)
             prior0, prior1 = dict(prior_energy=self.pe0, prior_grad=self.pg0), dict(prior_grad=self.pg1)
@@ -119,7 +120,7 @@ class Transition:
             n_diverge=state.n_diverge, metric=metric, prior_energy=self.pe1 if hmc.custom_prior else None)
 
     def _prior_at(self, z, energy, grad):
-        e, g = priors.energy_and_grad(self.hmc.prior, z)
+        e, g = self.hmc.path.energy_and_grad(z, self.clock.beta)
         energy.copy_(e)
         grad.copy_(g)
 
@@ -132,6 +133,9 @@ class Transition:
         self.p.copy_(hmc.metric.momentum(hmc.keys.normal(k, rng.STREAM_MOMENTUM, state.z.shape[1], state.z.dtype)))
         if hmc.custom_prior:
             self._prior_at(state.z, self.pe0, self.pg0)
+        term = hmc.path.weight_term(state.z)
+        if term is not None:
+            state.logw.add_(term * self.clock.dbeta)
         self.begin()
         for step in range(hmc.L):
             hmc.evaluate(self.zp, self.dp, self.gp)

@@ -73,10 +73,11 @@ def prior_precision(prior, dim: int, n: int = 4096) -> torch.Tensor:
 
 
 class PrecisionModel:
-    """The diagonal metric of each item as a function of β: M⁻¹(β) = 1 / (λ0 + β h).
+    """The diagonal metric of each item as a function of β: M⁻¹(β) = 1 / (λ_base(β) + β h).
 
-    λ0 [K] is the prior's precision and h [N, K] ≥ 0 the curvature of d per unit β, so that
-    λ0 + β h approximates the diagonal precision of the target f_β; exact for a linear decoder
+    λ_base(β) is the path's base precision (``rdfast.sampling.paths``: the prior's λ0 [K], or the
+    encoder path's (1 − β) λq + β λ0) and h [N, K] ≥ 0 the curvature of d per unit β, so that
+    λ_base + β h approximates the diagonal precision of the target f_β; exact for a linear decoder
     with squared error or a Gaussian likelihood whose Jacobian has orthogonal columns, and first
     order in general. ``refresh(β)`` writes M⁻¹(β) into ``metric.inv_mass`` in place (torch ops on
     the device: capturable). Round 2 sets ``curvature`` per knot (``rdfast.sampling.tuning``);
@@ -85,28 +86,31 @@ class PrecisionModel:
         λ̂ = √(Var[∇U] / Var[z])   per item and coordinate, over its chains (a moving average over
         transitions), the diagonal that minimises the Fisher divergence of a Gaussian to the
         chains' distribution (exact for a Gaussian target, and unchanged when the chains are
-        under-dispersed: both variances shrink alike); h = max((λ̂ − λ0) / β̄, 0) at the mean β̄
-        of the observations.
+        under-dispersed: both variances shrink alike); h = max((λ̂ − λ_base(β̄)) / β̄, 0) at the
+        mean β̄ of the observations.
     """
 
     DECAY = 0.9  # per transition, of the moving averages of the moments
 
-    def __init__(self, prior_precision: torch.Tensor, n_items: int, n_chains: int, dtype, device):
+    def __init__(self, path, n_items: int, n_chains: int, latent_dim: int, dtype, device):
         f64 = dict(dtype=torch.float64, device=device)
-        K = prior_precision.numel()
-        self.prior_precision = prior_precision.to(**f64)  # [K]
+        K = latent_dim
+        self.path = path
         self.curvature = torch.zeros(n_items, K, **f64)  # [N, K] h
-        self.metric = DiagonalMetric(torch.ones(n_items, K, dtype=dtype, device=device) / self.prior_precision.to(dtype),
-                                     n_chains)
-        self._precision = torch.empty(n_items, K, **f64)  # [N, K] λ0 + β h
+        self._precision = torch.empty(n_items, K, **f64)  # [N, K] λ_base + β h
+        self.metric = DiagonalMetric(torch.empty(n_items, K, dtype=dtype, device=device), n_chains)
+        self.refresh(0.0)
         self.moments = {name: torch.zeros(n_items, K, **f64) for name in ("z", "z2", "u", "u2")}  # EMA, [N, K]
         self.weight = torch.zeros((), **f64)  # EMA of the observation count (bias correction)
         self.beta_mean = torch.zeros((), **f64)  # EMA of β (bias corrected by weight)
 
+    def _base(self, beta) -> torch.Tensor:
+        return self.path.base_precision(beta).to(self.curvature.device)
+
     def refresh(self, beta) -> None:
-        """M⁻¹ ← 1 / (λ0 + β h) at β (a number or a 0-d float64 device tensor)."""
+        """M⁻¹ ← 1 / (λ_base(β) + β h) at β (a number or a 0-d float64 device tensor)."""
         torch.mul(self.curvature, beta, out=self._precision)
-        self._precision.add_(self.prior_precision)
+        self._precision.add_(self._base(beta))
         self.metric.inv_mass.copy_(torch.reciprocal(self._precision))
 
     def observe(self, z: torch.Tensor, prior_grad: torch.Tensor, g: torch.Tensor, beta) -> None:
@@ -125,7 +129,7 @@ class PrecisionModel:
         var_u = (m["u2"] - m["u"] ** 2).clamp_(min=0.0)
         precision = torch.sqrt(var_u / var_z)  # [N, K] λ̂ (NaN or inf where var_z = 0)
         beta_mean = self.beta_mean / self.weight
-        h = ((precision - self.prior_precision) / beta_mean).clamp_(min=0.0)
+        h = ((precision - self._base(beta_mean)) / beta_mean).clamp_(min=0.0)
         usable = torch.isfinite(h) & (beta_mean > 0)
         self.curvature.copy_(torch.where(usable, h, self.curvature))
 

@@ -156,11 +156,9 @@ class Tuner:
     the metric's moments; at the last transition of each knot it closes the knot's values."""
 
     def __init__(self, path: torch.Tensor, boundaries: torch.Tensor, n_items: int, n_chains: int, device,
-                 metric_model=None, prior_grad=None):
-        """``metric_model``: a PrecisionModel to estimate (None: identity metric); ``prior_grad(z)``:
-        −∇log p at z [B, K] (None: the standard normal's, z)."""
+                 metric_model=None):
+        """``metric_model``: a PrecisionModel to estimate (None: identity metric)."""
         self.boundaries, self.n_chains, self.metric_model = boundaries, n_chains, metric_model
-        self.prior_grad = prior_grad or (lambda z: z)
         S = boundaries.numel() - 1
         f64 = dict(dtype=torch.float64, device=device)
         self.beta_bounds = path[boundaries - 1].to(torch.float64)  # [S + 1]
@@ -168,7 +166,7 @@ class Tuner:
         self.sum_var_d = torch.zeros(n_items, **f64)  # [N] this knot's Σ over transitions of Var_m d
         self.log_eps = torch.empty(S, n_items, **f64)  # [S, N]
         self.var_d = torch.empty(S, n_items, **f64)  # [S, N]
-        K = metric_model.prior_precision.numel() if metric_model is not None else 0
+        K = metric_model.curvature.shape[1] if metric_model is not None else 0
         self.curvature = torch.empty(S, n_items, K, dtype=torch.float32, device=device) if K else None  # [S, N, K]
 
     def observe(self, state, beta) -> None:
@@ -179,7 +177,7 @@ class Tuner:
         d = state.d.view(-1, self.n_chains)  # [N, M]
         self.sum_var_d.add_(((d - d.mean(1, keepdim=True)) ** 2).mean(1))  # row by row: batching leaves it alone
         if self.metric_model is not None:
-            self.metric_model.observe(state.z, self.prior_grad(state.z), state.g, beta)
+            self.metric_model.observe(state.z, self.metric_model.path.grad(state.z, beta), state.g, beta)
 
     def close(self, knot: int) -> None:
         """The knot's tuned values, from what was observed since the last close."""
@@ -196,7 +194,7 @@ class Tuner:
         model = self.metric_model
         return Tuning(self.beta_bounds.cpu(), self.log_eps.cpu(), self.var_d.cpu(),
                       None if self.curvature is None else self.curvature.cpu(),
-                      None if model is None else model.prior_precision.cpu())
+                      None if model is None else model.path.prior_precision.cpu())
 
     def to_dict(self) -> dict:
         out = {"sum_log_eps": self.sum_log_eps, "sum_var_d": self.sum_var_d, "log_eps": self.log_eps,

@@ -9,6 +9,7 @@ from rdfast.sampling import rng
 from rdfast.sampling.distortions import resolve
 from rdfast.sampling.hmc import HMC, ChainState, ops_for
 from rdfast.sampling.metrics import IdentityMetric
+from rdfast.sampling.paths import PriorPath
 from rdfast.sampling.priors import StandardNormal
 from rdfast.testing import linear_problem
 
@@ -37,7 +38,7 @@ def run(metric, step_size, backend_name, n_transitions=6):
     M = 5
     keys = rng.Keys(7, torch.arange(4), M)
     evaluate = make_evaluator(pr.decoder, pr.x, M, resolve("gaussian_nll", pr.logvar, pr.x), be)
-    kernel = HMC(evaluate, be, metric, 4, StandardNormal(3), keys)
+    kernel = HMC(evaluate, be, metric, 4, PriorPath(StandardNormal(3)), keys)
     state = kernel.init(keys.normal(0, rng.STREAM_INIT, 3), step_size)
     clock = DeviceClock(torch.linspace(0, 5.0, n_transitions + 1, dtype=torch.float64), 0, torch.device("cpu"))
     transition = kernel.transition(state, clock)
@@ -93,7 +94,7 @@ def test_hmc_with_a_diagonal_metric_leaves_the_gaussian_target_invariant(backend
     keys = rng.Keys(3, torch.arange(N), M)
     evaluate = make_evaluator(pr.decoder, pr.x, M, resolve("gaussian_nll", pr.logvar, pr.x), be)
     metric = DiagonalMetric(torch.tensor([[0.05, 1.0, 3.0], [2.0, 0.3, 0.7]], dtype=torch.float64), M)
-    kernel = HMC(evaluate, be, metric, 5, StandardNormal(K), keys)
+    kernel = HMC(evaluate, be, metric, 5, PriorPath(StandardNormal(K)), keys)
     state = kernel.init(z0.contiguous(), 0.2)
     clock = DeviceClock(torch.tensor([0.0] + [beta] * 10, dtype=torch.float64), 0, torch.device("cpu"))
     transition = kernel.transition(state, clock)
