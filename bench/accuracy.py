@@ -12,10 +12,15 @@ Problems (docs/accuracy.md):
   bdmc-vae50      BDMC gaps (upper − lower, nats, mean over items) on a VAE with 50 latents
                   trained on the built-in digits, at β = 1, 100, 1,000; squared error; 8 items
   bdmc-vae10      the same on the demo's VAE k = 10
+  loglik-vae10    log p̂(x) of 8 held-out digits under the demo's VAE k = 10 (gaussian_nll with its
+                  learnt variance) by rdfast.log_likelihood, annealing from the prior or from the
+                  VAE's encoder q(z|x); the error is against the best estimate, the encoder's at the
+                  largest T (itself a stochastic lower bound: the true errors are at least as large)
 Every run: 8 chains, L = 10, float64, seed 0, the cpu backend; T transitions per round.
 Protocols (keyword arguments of rdfast.rd_curve / rdfast.bdmc): the published one, the defaults
 before the tuned protocol, each new piece alone on top of the published one, and all together
-(rdfast's defaults). Results go to a JSON file as they come (an interrupted run continues).
+(rdfast's defaults); for loglik-vae10 the two starting points, with the tuned defaults. Results
+go to a JSON file as they come (an interrupted run continues).
 """
 from __future__ import annotations
 
@@ -48,6 +53,14 @@ PROTOCOLS = {
 }
 STEPS = {"published": (250, 1000, 2000, 4000, 8000, 16000), "tuned (defaults)": (250, 1000, 2000, 4000)}
 OTHER_STEPS = (250, 1000, 4000)
+LOGLIK_PROTOCOLS = {"from the prior": False, "from the encoder": True}  # encoder=?
+LOGLIK_STEPS = (10, 30, 100, 300, 1000, 3000, 10000)
+
+
+def protocols_of(problem: str, names) -> list:
+    """The protocols (of ``names``) that apply to ``problem``."""
+    table = LOGLIK_PROTOCOLS if problem.startswith("loglik") else PROTOCOLS
+    return [name for name in names if name in table]
 
 
 def linear_problem(rotated: bool):
@@ -71,28 +84,41 @@ def linear_problem(rotated: bool):
     return decoder, x, exact
 
 
-def vae_decoder(latent_dim: int):
-    """A VAE decoder trained on the built-in digits (cached), in float64."""
+def vae(latent_dim: int):
+    """(decoder, encoder) of a VAE trained on the built-in digits (cached), in float64."""
     from rdfast.apps.data import load_digits
     from rdfast.apps.train import trained
 
     model = trained("vae", latent_dim, HERE / ".models", data=load_digits().train)
-    return model.decoder.double().eval().requires_grad_(False)
+    return tuple(model.models[part].double().eval().requires_grad_(False) for part in ("decoder", "encoder"))
+
+
+def loglik_items() -> torch.Tensor:
+    """The first 8 held-out digits [8, 64], float64."""
+    from rdfast.apps.data import load_digits
+
+    return load_digits().test[:N_ITEMS].double()
 
 
 def run_one(problem: str, protocol: str, steps: int) -> dict:
-    kwargs = dict(PROTOCOLS[protocol])
-    common = dict(distortion="squared_error", n_chains=CHAINS, leapfrog_steps=LEAPFROG, seed=0, backend="cpu")
+    kwargs = dict(PROTOCOLS.get(protocol, {}))
+    common = dict(n_chains=CHAINS, leapfrog_steps=LEAPFROG, seed=0, backend="cpu")
     start = time.monotonic()
-    if problem.startswith("linear"):
+    if problem.startswith("loglik"):
+        decoder, encoder = vae(10)
+        result = rdfast.log_likelihood(decoder, loglik_items(), steps, logvar=decoder.logvar,
+                                       encoder=encoder if LOGLIK_PROTOCOLS[protocol] else None, **common)
+        out = dict(per_item=result.per_item.tolist(), acceptance=result.acceptance.mean().item())
+    elif problem.startswith("linear"):
         decoder, x, exact = linear_problem(problem == "linear-rotated")
-        result = rdfast.rd_curve(decoder, x, BETA_MAX, steps, record=1, **common, **kwargs)
+        result = rdfast.rd_curve(decoder, x, BETA_MAX, steps, record=1, distortion="squared_error", **common, **kwargs)
         error = result.log_z[-1] - exact  # [N]
         out = dict(error=error.mean().item(), stderr=error.std().item() / math.sqrt(error.numel()),
                    acceptance=result.acceptance.mean().item())
     else:
-        decoder = vae_decoder(50 if problem == "bdmc-vae50" else 10)
-        result = rdfast.bdmc(decoder, list(BDMC_BETAS), N_ITEMS, steps=steps, dtype=torch.float64, **common, **kwargs)
+        decoder, _ = vae(50 if problem == "bdmc-vae50" else 10)
+        result = rdfast.bdmc(decoder, list(BDMC_BETAS), N_ITEMS, steps=steps, dtype=torch.float64,
+                             distortion="squared_error", **common, **kwargs)
         gap = result.upper - result.lower  # [J, N]
         out = dict(gap=gap.mean(1).tolist(), stderr=(gap.std(1) / math.sqrt(gap.shape[1])).tolist(),
                    acceptance=result.acceptance.mean().item())
@@ -104,8 +130,9 @@ def cmd_run(args) -> None:
     done = json.loads(path.read_text()) if path.exists() else []
     have = {(d["problem"], d["protocol"], d["steps"]) for d in done}
     for problem in args.problems:
-        for protocol in args.protocols:
-            for steps in args.steps or STEPS.get(protocol, OTHER_STEPS):
+        for protocol in protocols_of(problem, args.protocols):
+            default_steps = LOGLIK_STEPS if problem.startswith("loglik") else STEPS.get(protocol, OTHER_STEPS)
+            for steps in args.steps or default_steps:
                 if (problem, protocol, steps) in have:
                     continue
                 with warnings.catch_warnings():
@@ -126,17 +153,31 @@ def _cell(entry) -> str:
     return " / ".join(f"{g:.2f}" for g in entry["gap"])
 
 
+def with_loglik_errors(rows: list) -> list:
+    """The log-likelihood rows with ``error``/``stderr``: against the encoder's run at the largest T."""
+    best = max((e for e in rows if e["protocol"] == "from the encoder"), key=lambda e: e["steps"])
+    reference = torch.tensor(best["per_item"])  # [N]
+    out = []
+    for e in rows:
+        error = torch.tensor(e["per_item"]) - reference
+        out.append(dict(e, error=error.mean().item(), stderr=error.std().item() / math.sqrt(error.numel())))
+    return out
+
+
 def report(entries: list) -> str:
     """Markdown tables: one per problem, protocols × steps."""
     lines = []
     for problem in dict.fromkeys(e["problem"] for e in entries):
         rows = [e for e in entries if e["problem"] == problem]
+        if problem.startswith("loglik"):
+            rows = with_loglik_errors(rows)
         steps = sorted({e["steps"] for e in rows})
         what = ("log Ẑ − log Z at β_max (nats, mean ± SE over 8 items)" if problem.startswith("linear")
+                else "log p̂(x) − the best estimate (nats, mean ± SE over 8 items)" if problem.startswith("loglik")
                 else "BDMC gap at β = " + " / ".join(f"{b:g}" for b in BDMC_BETAS) + " (nats, mean over 8 items)")
         lines += [f"#### {problem}: {what}", "", "| protocol | " + " | ".join(f"T = {t:,}" for t in steps) + " |",
                   "|---|" + "---|" * len(steps)]
-        for protocol in PROTOCOLS:
+        for protocol in [*PROTOCOLS, *LOGLIK_PROTOCOLS]:
             cells = {e["steps"]: _cell(e) for e in rows if e["protocol"] == protocol}
             if cells:
                 lines.append(f"| {protocol} | " + " | ".join(cells.get(t, "") for t in steps) + " |")
@@ -148,8 +189,9 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run")
-    run.add_argument("--problems", nargs="+", default=["linear-axis", "linear-rotated", "bdmc-vae50", "bdmc-vae10"])
-    run.add_argument("--protocols", nargs="+", default=list(PROTOCOLS))
+    run.add_argument("--problems", nargs="+",
+                     default=["linear-axis", "linear-rotated", "bdmc-vae50", "bdmc-vae10", "loglik-vae10"])
+    run.add_argument("--protocols", nargs="+", default=[*PROTOCOLS, *LOGLIK_PROTOCOLS])
     run.add_argument("--steps", nargs="+", type=int, default=None)
     run.add_argument("--out", default=str(DEFAULT_OUT))
     run.set_defaults(func=cmd_run)

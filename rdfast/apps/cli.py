@@ -1,4 +1,4 @@
-"""Command line: ``rdfast demo``, ``rdfast run``, ``rdfast plot``, ``rdfast backends``."""
+"""Command line: ``rdfast demo``, ``rdfast run``, ``rdfast loglik``, ``rdfast plot``, ``rdfast backends``."""
 from __future__ import annotations
 
 import argparse
@@ -40,30 +40,37 @@ def _betas(text):
 def load_decoder(spec: str):
     """A decoder from ``package.module:attribute`` (an nn.Module, a class built with no arguments,
     or a callable z -> x̂) or from a TorchScript file (``.pt``/``.pth``)."""
+    return load_callable(spec, "--decoder")
+
+
+def load_callable(spec: str, flag: str):
+    """A model named on the command line (``flag``: the option, for the errors): from
+    ``package.module:attribute`` (an nn.Module, a class built with no arguments, or a callable)
+    or a TorchScript file (``.pt``/``.pth``); modules are put in eval mode without gradients."""
     path = Path(spec)
     if path.suffix in (".pt", ".pth") or path.is_file():
         if not path.is_file():
-            raise SystemExit(f"rdfast: --decoder: no such file: {spec}")
+            raise SystemExit(f"rdfast: {flag}: no such file: {spec}")
         try:
             return torch.jit.load(str(path), map_location="cpu").eval()
         except Exception as exc:  # torch raises several types for non-TorchScript files
-            raise SystemExit(f"rdfast: --decoder: {spec} is not a TorchScript file ({exc})") from None
+            raise SystemExit(f"rdfast: {flag}: {spec} is not a TorchScript file ({exc})") from None
     if ":" not in spec:
-        raise SystemExit(f"rdfast: --decoder: expected package.module:attribute or a TorchScript file, got {spec!r}")
+        raise SystemExit(f"rdfast: {flag}: expected package.module:attribute or a TorchScript file, got {spec!r}")
     module_name, attr = spec.split(":", 1)
     sys.path.insert(0, os.getcwd())
     try:
         obj = importlib.import_module(module_name)
     except ImportError as exc:
-        raise SystemExit(f"rdfast: --decoder: cannot import {module_name!r}: {exc}") from None
+        raise SystemExit(f"rdfast: {flag}: cannot import {module_name!r}: {exc}") from None
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise SystemExit(f"rdfast: --decoder: {module_name!r} has no attribute {attr!r}")
+            raise SystemExit(f"rdfast: {flag}: {module_name!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
     if isinstance(obj, type):
         obj = obj()
     if not callable(obj):
-        raise SystemExit(f"rdfast: --decoder: {spec} is not callable")
+        raise SystemExit(f"rdfast: {flag}: {spec} is not callable")
     if isinstance(obj, torch.nn.Module):
         obj.eval().requires_grad_(False)
     return obj
@@ -100,12 +107,9 @@ def _device(spec: str) -> torch.device:
     return device
 
 
-def cmd_run(args) -> int:
-    from ..sampling.annealing import ais
-    from ..sampling.bdmc import bdmc
-    from ..sampling.curve import rd_curve
-    from .demo import _curve_json, summary, write_outputs
-
+def _decoder_and_items(args):
+    """The decoder, the items [N, ...] on the device in the dtype asked for, and the logvar
+    (``--logvar``, else the decoder's ``.logvar`` for gaussian_nll)."""
     device = _device(args.device)
     decoder = load_decoder(args.decoder)
     x, _ = _load_items(args)
@@ -115,22 +119,45 @@ def cmd_run(args) -> int:
     logvar = args.logvar
     if args.distortion == "gaussian_nll" and logvar is None and hasattr(decoder, "logvar"):
         logvar = decoder.logvar
+    return decoder, x, logvar
+
+
+def _common(args, logvar) -> dict:
+    """The keyword arguments every command passes to AIS; under torchrun (WORLD_SIZE > 1) the
+    items are sharded over the ranks and rank 0 writes the outputs."""
+    sharded = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return dict(distortion=args.distortion, logvar=logvar, n_chains=args.chains, leapfrog_steps=args.leapfrog,
+                backend=args.backend, progress=not args.quiet, batch_size=args.batch_size,
+                latent_dim=args.latent_dim, cuda_graphs={"auto": None, "on": True, "off": False}[args.cuda_graphs],
+                distributed="rank0" if sharded else False)
+
+
+def _checkpointing(args) -> dict:
+    return dict(checkpoint=args.checkpoint, resume=args.resume, checkpoint_every=args.checkpoint_every)
+
+
+def cmd_run(args) -> int:
+    from ..sampling.annealing import ais, record_steps
+    from ..sampling.bdmc import bdmc
+    from ..sampling.curve import rd_curve
+    from ..sampling.loglik import LIKELIHOODS
+    from .demo import _bdmc_json, _curve_json, curve_log_likelihood, summary, write_outputs
+
+    decoder, x, logvar = _decoder_and_items(args)
+    common = _common(args, logvar)
     make = {"sigmoid": lambda: schedules.sigmoid(args.steps, args.beta_max, args.radius),
             "linear": lambda: schedules.linear(args.steps, args.beta_max)}[args.schedule]
-    common = dict(distortion=args.distortion, logvar=logvar, n_chains=args.chains, leapfrog_steps=args.leapfrog,
-                  backend=args.backend, progress=not args.quiet, batch_size=args.batch_size,
-                  latent_dim=args.latent_dim, cuda_graphs={"auto": None, "on": True, "off": False}[args.cuda_graphs])
-    ck = dict(checkpoint=args.checkpoint, resume=args.resume, checkpoint_every=args.checkpoint_every)
-    # under torchrun (WORLD_SIZE > 1) the items are sharded over the ranks; rank 0 writes the outputs
-    sharded = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    common["distributed"] = "rank0" if sharded else False
+    # with d = −log p(x|z), log Ẑ at β = 1 is the AIS log-likelihood: the path passes through it
+    through = [1.0] if args.distortion in LIKELIHOODS and args.beta_max >= 1.0 else []
     out = Path(args.out)
     try:
         if args.single_round:
-            res = ais(decoder, x, make(), seed=args.seed, record=args.record, **ck, **common)
+            path, forced = schedules.through(make(), through)
+            record = sorted(set(record_steps(args.record, args.steps).tolist()) | set(forced))
+            res = ais(decoder, x, path, seed=args.seed, record=record, **_checkpointing(args), **common)
         else:
             res = rd_curve(decoder, x, args.beta_max, args.steps, schedule=make(), seed=args.seed, record=args.record,
-                           **ck, **common)
+                           through=through, **_checkpointing(args), **common)
         bd = None
         if args.bdmc:
             bd = bdmc(decoder, args.bdmc, args.bdmc_items, steps=args.bdmc_steps, seed=args.seed,
@@ -141,9 +168,10 @@ def cmd_run(args) -> int:
         return 0
     out.mkdir(parents=True, exist_ok=True)
     entry = {"curve": _curve_json(res)}
+    if through:
+        entry["log_likelihood"] = curve_log_likelihood(res)
     if bd is not None:
-        entry["bdmc"] = {"beta": bd.beta.tolist(), "lower": bd.lower_mean.tolist(),
-                         "upper": bd.upper_mean.tolist(), "gap": bd.gap.tolist()}
+        entry["bdmc"] = _bdmc_json(bd)
         bd.save(out / "bdmc.npz")
     res.save(out / "result.npz")
     results = {"data": args.data, "distortion": args.distortion, "models": {args.name: entry}}
@@ -151,6 +179,40 @@ def cmd_run(args) -> int:
     print(res.summary())
     print(summary(results))
     print(f"wrote {out}/result.npz, results.json, rd_curves.png, bdmc.png")
+    return 0
+
+
+def cmd_loglik(args) -> int:
+    from ..sampling.bdmc import bdmc
+    from ..sampling.loglik import log_likelihood
+    from .demo import _bdmc_json, loglik_json
+
+    decoder, x, logvar = _decoder_and_items(args)
+    encoder = None if args.encoder is None else load_callable(args.encoder, "--encoder")
+    if isinstance(encoder, torch.nn.Module):
+        encoder.to(device=x.device, dtype=x.dtype)
+    common = _common(args, logvar)
+    try:
+        ll = log_likelihood(decoder, x, args.steps, encoder=encoder, seed=args.seed, **_checkpointing(args), **common)
+        bd = None
+        if args.bdmc:
+            bd = bdmc(decoder, [1.0], args.bdmc_items, steps=args.bdmc_steps, seed=args.seed, dtype=x.dtype, **common)
+    except (ValueError, TypeError) as exc:
+        raise SystemExit(f"rdfast: {exc}") from None
+    if ll is None:  # a rank other than 0
+        return 0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ll.save(out / "loglik.npz")
+    entry = {"data": args.data, "decoder": args.decoder, "encoder": args.encoder, "log_likelihood": loglik_json(ll)}
+    if bd is not None:
+        entry["bdmc"] = _bdmc_json(bd)
+        bd.save(out / "bdmc.npz")
+    (out / "loglik.json").write_text(json.dumps(entry, indent=1))
+    print(ll.summary(args.unit))
+    if bd is not None:
+        print(bd.summary())
+    print(f"wrote {out / 'loglik.npz'} (log p(x) per item) and {out / 'loglik.json'}")
     return 0
 
 
@@ -191,6 +253,39 @@ def cmd_backends(args) -> int:
     return 0
 
 
+def _model_arguments(parser, distortions, default) -> None:
+    """The decoder, the data and the sampler: options shared by ``run`` and ``loglik``."""
+    parser.add_argument("--decoder", required=True, help="package.module:attribute or a TorchScript file")
+    parser.add_argument("--data", required=True, help="'digits', a .npz file or an MNIST-format IDX file")
+    parser.add_argument("--key", default=None, help="array name inside the .npz file")
+    parser.add_argument("--items", type=_positive_int, default=50, help="use the first N items (default 50)")
+    parser.add_argument("--distortion", default=default, choices=distortions)
+    parser.add_argument("--logvar", type=float, default=None,
+                        help="gaussian_nll log-variance (default: the decoder's .logvar attribute)")
+    parser.add_argument("--latent-dim", type=_positive_int, default=None, help="latent size if not inferable")
+    parser.add_argument("--chains", type=_positive_int, default=16)
+    parser.add_argument("--leapfrog", type=_positive_int, default=10)
+
+
+def _run_arguments(parser) -> None:
+    """Where and how it runs, BDMC's size, checkpoints and outputs: shared by ``run`` and ``loglik``."""
+    parser.add_argument("--bdmc-items", type=_positive_int, default=10)
+    parser.add_argument("--bdmc-steps", type=_positive_int, default=1000)
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--device", default="auto",
+                        help="cpu, cuda, cuda:N or auto (default: cuda:LOCAL_RANK where a GPU is, else cpu)")
+    parser.add_argument("--cuda-graphs", choices=["auto", "on", "off"], default="auto",
+                        help="replay CUDA graphs of the transitions (auto: where torch >= 2.12 can; see docs/gpu.md)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--batch-size", type=_positive_int, default=None, help="items per pass")
+    parser.add_argument("--checkpoint", default=None, help="checkpoint file (one per round: PATH.tune, PATH.final)")
+    parser.add_argument("--checkpoint-every", type=_positive_float, default=600.0, help="seconds between checkpoints")
+    parser.add_argument("--resume", default=None, help="continue from this checkpoint path")
+    parser.add_argument("--out", default="rdfast_out")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rdfast", description="Rate-distortion curves, log-likelihoods and BDMC "
                                      "bounds of deep generative models by annealed importance sampling.")
@@ -205,41 +300,28 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     run = sub.add_parser("run", help="RD curve (and optional BDMC) of your decoder on your data")
-    run.add_argument("--decoder", required=True, help="package.module:attribute or a TorchScript file")
-    run.add_argument("--data", required=True, help="'digits', a .npz file or an MNIST-format IDX file")
-    run.add_argument("--key", default=None, help="array name inside the .npz file")
-    run.add_argument("--items", type=_positive_int, default=50, help="use the first N items (default 50)")
+    _model_arguments(run, ["squared_error", "gaussian_nll", "bernoulli_nll"], "squared_error")
     run.add_argument("--name", default="model", help="name of the model in results.json")
-    run.add_argument("--distortion", default="squared_error",
-                     choices=["squared_error", "gaussian_nll", "bernoulli_nll"])
-    run.add_argument("--logvar", type=float, default=None,
-                     help="gaussian_nll log-variance (default: the decoder's .logvar attribute)")
-    run.add_argument("--latent-dim", type=_positive_int, default=None, help="latent size if not inferable")
     run.add_argument("--beta-max", type=_positive_float, default=1000.0)
     run.add_argument("--steps", type=_positive_int, default=10000, help="AIS transitions per round")
     run.add_argument("--schedule", choices=["sigmoid", "linear"], default="sigmoid")
     run.add_argument("--radius", type=_positive_float, default=4.0, help="sigmoid schedule radius")
-    run.add_argument("--chains", type=_positive_int, default=16)
-    run.add_argument("--leapfrog", type=_positive_int, default=10)
     run.add_argument("--record", type=_positive_int, default=200, help="points on the curve")
     run.add_argument("--single-round", action="store_true", help="adapt step sizes in the only round")
-    run.add_argument("--backend", default="auto")
-    run.add_argument("--device", default="auto",
-                     help="cpu, cuda, cuda:N or auto (default: cuda:LOCAL_RANK where a GPU is, else cpu)")
-    run.add_argument("--cuda-graphs", choices=["auto", "on", "off"], default="auto",
-                     help="replay CUDA graphs of the transitions (auto: where torch >= 2.12 can; see docs/gpu.md)")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    run.add_argument("--batch-size", type=_positive_int, default=None, help="items per pass")
-    run.add_argument("--checkpoint", default=None, help="checkpoint file (one per round: PATH.tune, PATH.final)")
-    run.add_argument("--checkpoint-every", type=_positive_float, default=600.0, help="seconds between checkpoints")
-    run.add_argument("--resume", default=None, help="continue from this checkpoint path")
     run.add_argument("--bdmc", type=_betas, default=None, help="comma-separated betas for BDMC gaps")
-    run.add_argument("--bdmc-items", type=_positive_int, default=10)
-    run.add_argument("--bdmc-steps", type=_positive_int, default=1000)
-    run.add_argument("--out", default="rdfast_out")
-    run.add_argument("--quiet", action="store_true", help="no progress lines")
+    _run_arguments(run)
     run.set_defaults(func=cmd_run)
+
+    loglik = sub.add_parser("loglik", help="AIS log-likelihood log p(x) of your decoder on your data, mean ± SE")
+    _model_arguments(loglik, ["gaussian_nll", "bernoulli_nll"], "gaussian_nll")
+    loglik.add_argument("--encoder", default=None,
+                        help="package.module:attribute of x -> (mean, logvar) of q(z|x): anneal from it, not the prior")
+    loglik.add_argument("--steps", type=_positive_int, default=1000, help="AIS transitions per round (default 1000)")
+    loglik.add_argument("--bdmc", action="store_true", help="also BDMC bounds at beta = 1 on simulated items")
+    loglik.add_argument("--unit", choices=["nats", "nats/dim", "bits/dim"], default="nats",
+                        help="the printed value: per item (nats), per dimension, or bits per dimension")
+    _run_arguments(loglik)
+    loglik.set_defaults(func=cmd_loglik)
 
     plot = sub.add_parser("plot", help="redraw the figures of a results.json")
     plot.add_argument("results", help="path of results.json")

@@ -21,6 +21,7 @@ from ..sampling import schedules
 from ..sampling.annealing import ais
 from ..sampling.bdmc import bdmc
 from ..sampling.curve import rd_curve
+from ..sampling.loglik import log_likelihood
 from .data import load_digits
 from .train import trained
 
@@ -50,11 +51,42 @@ class Settings:
                    bdmc_steps=20, epochs={"vae": 3, "gan": 3, "aae": 3})
 
 
+def _values(t) -> list:
+    """A tensor as a JSON list (NaN, e.g. the standard error of one item, as null)."""
+    return [None if v != v else v for v in t.tolist()]
+
+
 def _curve_json(res) -> dict:
-    return {"beta": res.beta.tolist(), "rate": res.mean_rate.tolist(), "distortion": res.mean_distortion.tolist(),
-            "log_z": res.mean_log_z.tolist(), "ess": res.ess.mean(1).tolist(),
+    """An RD curve's entry of results.json: means over items with their standard errors."""
+    return {"beta": res.beta.tolist(), "rate": res.mean_rate.tolist(), "rate_se": _values(res.stderr("rate")),
+            "distortion": res.mean_distortion.tolist(), "distortion_se": _values(res.stderr("distortion")),
+            "log_z": res.mean_log_z.tolist(), "log_z_se": _values(res.stderr("log_z")), "ess": res.ess.mean(1).tolist(),
             "acceptance": res.acceptance.mean().item(), "divergences": int(res.divergences.sum()),
             "seconds": res.seconds + res.config.get("tuning", {}).get("seconds", 0.0)}  # both rounds
+
+
+def _bdmc_json(bd) -> dict:
+    """A BDMC entry of results.json: per β the mean bounds and gap with their standard errors."""
+    return {"beta": bd.beta.tolist(), "lower": bd.lower_mean.tolist(), "lower_se": _values(bd.lower_stderr),
+            "upper": bd.upper_mean.tolist(), "upper_se": _values(bd.upper_stderr), "gap": bd.gap.tolist(),
+            "gap_se": _values(bd.gap_stderr)}
+
+
+def loglik_json(ll) -> dict:
+    """A log-likelihood entry of results.json: mean and standard error over items (nats), and per item."""
+    return {"mean": ll.mean, "stderr": None if ll.stderr != ll.stderr else ll.stderr, "per_item": ll.per_item.tolist(), "ess": ll.ess.mean().item(),
+            "encoder": bool(ll.config.get("encoder"))}
+
+
+def curve_log_likelihood(res) -> dict:
+    """The log-likelihood entry of a curve of d = −log p(x|z) recorded at β = 1: log Ẑ there."""
+    at_one = (res.beta == 1.0).nonzero().reshape(-1)
+    if at_one.numel() == 0:
+        raise ValueError("res: the curve has no recorded point at beta = 1")
+    per_item = res.log_z[at_one[0]]  # [N]
+    stderr = (per_item.std() / per_item.numel() ** 0.5).item() if per_item.numel() > 1 else None
+    return {"mean": per_item.mean().item(), "stderr": stderr, "per_item": per_item.tolist(),
+            "ess": res.ess[at_one[0]].mean().item(), "encoder": False}
 
 
 def _best_chain_reconstruction(decoder, res) -> torch.Tensor:
@@ -88,17 +120,15 @@ def run_demo(out, settings: Settings, backend: str = "auto", seed: int = 0, cach
                          distortion="squared_error", record=100, **common)
         entry = {"curve": _curve_json(curve), "training": {key: v[-1] for key, v in model.history.items()}}
         if kind == "vae":
-            log(f"{name}: AIS log-likelihood at beta = 1")
-            ll = rd_curve(dec, x, 1.0, settings.steps, schedule=schedules.sigmoid(settings.steps, 1.0), seed=seed + 1,
-                          distortion="gaussian_nll", logvar=dec.logvar, record=1, **common)
-            entry["log_likelihood"] = {"mean": ll.mean_log_z[-1].item(), "per_item": ll.log_z[-1].tolist(),
-                                       "ess": ll.ess[-1].mean().item()}
+            log(f"{name}: AIS log-likelihood at beta = 1, from the encoder")
+            ll = log_likelihood(dec, x, settings.steps, logvar=dec.logvar, encoder=model.models["encoder"].eval(),
+                                seed=seed + 1, **common)
+            entry["log_likelihood"] = loglik_json(ll)
         if name in BDMC_MODELS:
             log(f"{name}: BDMC at beta = {list(settings.bdmc_betas)}")
             bd = bdmc(dec, list(settings.bdmc_betas), settings.bdmc_items, steps=settings.bdmc_steps,
                       distortion="squared_error", seed=seed + 2, **common)
-            entry["bdmc"] = {"beta": bd.beta.tolist(), "lower": bd.lower_mean.tolist(),
-                             "upper": bd.upper_mean.tolist(), "gap": bd.gap.tolist()}
+            entry["bdmc"] = _bdmc_json(bd)
         low = ais(dec, x, schedules.sigmoid(max(settings.steps // 4, 10), settings.low_rate_beta), seed=seed + 3,
                   distortion="squared_error", record=1, **common)
         recon[f"{name}\nrate {low.mean_rate[-1].item():.1f}"] = _best_chain_reconstruction(dec, low).numpy()
@@ -120,14 +150,24 @@ def write_outputs(results: dict, out: Path) -> None:
     figures.bdmc_gaps(results, out / "bdmc.png")
 
 
+def _pm(mean, se, digits=3) -> str:
+    return f"{mean:.{digits}f}" + ("" if se is None else f" ± {se:.{digits}f}")
+
+
 def summary(results: dict) -> str:
-    lines = [f"{'model':10} {'rate@min D':>11} {'min D':>9} {'log p(x)':>10} {'BDMC gaps (nats)':>24}"]
+    """The terminal table: per model rate and distortion at the last β, log p(x) and the BDMC gaps,
+    each as mean ± standard error over items."""
+    lines = [f"{'model':10} {'rate at min D':>18} {'min D':>18} {'log p(x)':>16}  BDMC gaps (nats) at beta",
+             "(mean ± standard error over items)"]
     for name, res in results["models"].items():
         c = res["curve"]
-        ll = res.get("log_likelihood", {}).get("mean")
-        gaps = ", ".join(f"{g:.3g}" for g in res["bdmc"]["gap"]) if res.get("bdmc") else "-"
-        lines.append(f"{name:10} {c['rate'][-1]:11.3f} {c['distortion'][-1]:9.4f} "
-                     f"{'-' if ll is None else f'{ll:.2f}':>10} {gaps:>24}")
+        ll = res.get("log_likelihood")
+        bd = res.get("bdmc")
+        gaps = ", ".join(f"{b:g}: {_pm(g, e, 2)}" for b, g, e in zip(bd["beta"], bd["gap"], bd.get("gap_se", [None] * len(bd["gap"])))) \
+            if bd else "-"
+        last = lambda key: (c[key][-1], (c.get(f"{key}_se") or [None])[-1])  # noqa: E731
+        lines.append(f"{name:10} {_pm(*last('rate')):>18} {_pm(*last('distortion'), 4):>18} "
+                     f"{'-' if ll is None else _pm(ll['mean'], ll.get('stderr'), 2):>16}  {gaps}")
     if "wall_seconds" in results:
         lines.append(f"wall time {results['wall_seconds']:.0f} s")
     return "\n".join(lines)

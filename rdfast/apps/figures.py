@@ -17,13 +17,17 @@ def _pyplot():
 
 
 def rd_curves(results: dict, path) -> Path:
-    """Rate against distortion for every model (mean over items), linear and log rate."""
+    """Rate against distortion for every model (mean over items, a band of ± its standard error
+    where results.json has one), linear and log rate."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for name, res in results["models"].items():
         curve = res["curve"]
         for ax in axes:
-            ax.plot(curve["distortion"], curve["rate"], marker=".", markersize=3, label=name)
+            line = ax.plot(curve["distortion"], curve["rate"], marker=".", markersize=3, label=name)[0]
+            if curve.get("rate_se") and None not in curve["rate_se"]:
+                rate, se = np.asarray(curve["rate"]), np.asarray(curve["rate_se"])
+                ax.fill_between(curve["distortion"], rate - se, rate + se, color=line.get_color(), alpha=0.2)
     for ax, scale in zip(axes, ("linear", "log")):
         ax.set_xlabel(f"distortion ({results.get('distortion', 'squared_error')}, per item)")
         ax.set_ylabel("rate (nats)")

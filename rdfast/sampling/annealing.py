@@ -58,7 +58,7 @@ def record_steps(record, n_transitions: int) -> torch.Tensor:
     return torch.unique(steps)
 
 
-def ais(decoder, x, schedule, *, distortion="gaussian_nll", logvar=None, prior=None, latent_dim=None,
+def ais(decoder, x, schedule, *, distortion="gaussian_nll", logvar=None, prior=None, latent_dim=None, encoder=None,
         n_chains=16, leapfrog_steps=10, step_size=0.01, target_accept=0.65, adapt=DEFAULT_ADAPT,
         tuning=None, metric="identity", jitter=0.0, record=100, seed=None, generator=None, backend="auto",
         batch_size=None, progress=False, checkpoint=None, checkpoint_every=600.0, resume=None, distributed=None,
@@ -70,6 +70,10 @@ def ais(decoder, x, schedule, *, distortion="gaussian_nll", logvar=None, prior=N
     schedule: 1-D nondecreasing sequence starting at 0 (see ``rdfast.schedules``);
     distortion: "gaussian_nll" | "bernoulli_nll" | "squared_error" | fn(x, x_hat) -> [rows];
     prior: None (standard normal) or an object with log_prob and from_noise/sample;
+    encoder: None, or x -> (mean, logvar) [N, K] of a diagonal Gaussian q(z|x): the chains start
+        from q and anneal along q^{1−β} (p e^{−d})^β (``rdfast.sampling.paths.EncoderPath``); with
+        d = −log p(x|z), log Ẑ at β = 1 is the log-likelihood (only there: an RD curve runs from
+        the prior);
     step_size: the initial ε, or "auto" (found on the prior at β = 0);
     adapt: "ema" (default), "cumulative", "prob" or None (frozen: the default when a ``tuning``
         is replayed); see ``rdfast.sampling.adapt``. Adapting during the run breaks E[Ẑ] = Z: the
@@ -98,7 +102,11 @@ def ais(decoder, x, schedule, *, distortion="gaussian_nll", logvar=None, prior=N
     Returns an ``AISResult`` (the same as one process over all items gives).
     """
     def check():
-        return (Problem.of(decoder, x, distortion, logvar, prior, latent_dim), validate_schedule(schedule),
+        path = validate_schedule(schedule)
+        if encoder is not None and float(path[-1]) > 1.0:
+            raise ValueError(f"schedule: the encoder's path q^(1-beta) (p e^-d)^beta ends at beta = 1, this schedule "
+                             f"at {float(path[-1])}")
+        return (Problem.of(decoder, x, distortion, logvar, prior, latent_dim, encoder), path,
                 HMCConfig.of(n_chains, leapfrog_steps, step_size, target_accept, adapt, tuning, metric, jitter),
                 RunConfig.of(record, seed, generator, backend, batch_size, progress, checkpoint, checkpoint_every,
                              resume, cuda_graphs))

@@ -18,20 +18,21 @@ its guarantee and the lower bound's E[Ẑ] = Z holds.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from ..runtime.distributed import resolve
-from ..runtime.validation import check_int, infer_latent_dim
+from ..runtime.validation import check_data, check_int, infer_latent_dim
 from . import priors, rng, schedules
 from .annealing import anneal_items
 from .config import TUNED_HMC, HMCConfig, Problem, RunConfig, split_arguments
 from .curve import second_round_seed
 from .result import save_npz_atomic
 
-SIMULABLE = ("gaussian_nll", "squared_error")
+SIMULABLE = ("gaussian_nll", "squared_error", "bernoulli_nll")  # bernoulli_nll at β = 1 only
 
 
 @dataclass
@@ -60,12 +61,29 @@ class BDMCResult:
         """Mean upper bound minus mean lower bound [J] (nats)."""
         return self.upper_mean - self.lower_mean
 
+    @property
+    def lower_stderr(self) -> torch.Tensor:
+        """Standard error over items of the mean lower bound [J]."""
+        return _stderr(self.lower)
+
+    @property
+    def upper_stderr(self) -> torch.Tensor:
+        """Standard error over items of the mean upper bound [J]."""
+        return _stderr(self.upper)
+
+    @property
+    def gap_stderr(self) -> torch.Tensor:
+        """Standard error over items of the mean gap [J] (both bounds are on the same items)."""
+        return _stderr(self.upper - self.lower)
+
     def summary(self) -> str:
-        lines = [f"BDMC: {self.lower.shape[1]} simulated items, {self.config.get('steps')} steps per direction",
-                 f"{'beta':>12} {'lower':>14} {'upper':>14} {'gap':>10}"]
+        lines = [f"BDMC: {self.lower.shape[1]} simulated items, {self.config.get('steps')} steps per direction "
+                 "(mean ± standard error over items)",
+                 f"{'beta':>12} {'lower':>22} {'upper':>22} {'gap':>18}"]
         for j in range(len(self.beta)):
-            lines.append(f"{self.beta[j].item():12.5g} {self.lower_mean[j].item():14.6g} "
-                         f"{self.upper_mean[j].item():14.6g} {self.gap[j].item():10.4g}")
+            lines.append(f"{self.beta[j].item():12.5g} {_pm(self.lower_mean[j], self.lower_stderr[j]):>22} "
+                         f"{_pm(self.upper_mean[j], self.upper_stderr[j]):>22} "
+                         f"{_pm(self.gap[j], self.gap_stderr[j]):>18}")
         return "\n".join(lines)
 
     def save(self, path) -> None:
@@ -106,6 +124,15 @@ class BDMCResult:
         return ax
 
 
+def _stderr(values: torch.Tensor) -> torch.Tensor:
+    """Standard error over the last dimension (items) of the mean [J] (NaN for one item)."""
+    return values.std(-1) / math.sqrt(values.shape[-1]) if values.shape[-1] > 1 else torch.full_like(values[..., 0], math.nan)
+
+
+def _pm(mean, se) -> str:
+    return f"{float(mean):.6g} ± {float(se):.2g}"
+
+
 def path_to(schedule, beta_star: float, steps, radius: float) -> torch.Tensor:
     """0 → β*: ``schedule`` cut where it reaches β* (ending exactly at β*), or a sigmoid of ``steps``."""
     if schedule is None:
@@ -130,6 +157,10 @@ def simulate(decoder, prior, n_data: int, beta_star: float, distortion: str, log
                          rng.uniform(seed, items, 1, 2 * index, rng.STREAM_DATA)).to(dtype)
     with torch.no_grad():
         out = decoder(z)
+    if distortion == "bernoulli_nll":  # x ~ Bernoulli(σ(logits)): p(x|z) itself, β* = 1
+        logits = out.reshape(n_data, -1)  # [n, P]
+        u = rng.uniform(seed, items, logits.shape[1], 2 * index + 1, rng.STREAM_DATA).view(n_data, -1)
+        return z, (u < torch.sigmoid(logits.double())).to(dtype).reshape(out.shape)
     if distortion == "gaussian_nll":
         if isinstance(out, (tuple, list)):
             mean, lv = out[0], out[1].reshape(n_data, -1)  # [n, P]
@@ -147,10 +178,10 @@ def simulate(decoder, prior, n_data: int, beta_star: float, distortion: str, log
     return z, x
 
 
-def bdmc(decoder, betas, n_data: int, schedule=None, steps=None, *, distortion="gaussian_nll", logvar=None,
-         prior=None, latent_dim=None, n_chains=16, leapfrog_steps=10, radius=10.0, seed=None, generator=None,
-         backend="auto", dtype=None, device=None, progress=False, checkpoint=None, resume=None, distributed=None,
-         tuned_schedule=True, **ais_kwargs) -> BDMCResult | None:
+def bdmc(decoder, betas, n_data: int | None = None, schedule=None, steps=None, *, distortion="gaussian_nll",
+         logvar=None, prior=None, latent_dim=None, n_chains=16, leapfrog_steps=10, radius=10.0, seed=None,
+         generator=None, backend="auto", dtype=None, device=None, progress=False, checkpoint=None, resume=None,
+         distributed=None, tuned_schedule=True, data=None, **ais_kwargs) -> BDMCResult | None:
     """Lower and upper bounds of log Z_β(x) at each β in ``betas`` on ``n_data`` simulated items.
 
     Per β: round 1 anneals forward on the path 0 → β — ``schedule`` cut at β (the paper: the RD
@@ -159,8 +190,11 @@ def bdmc(decoder, betas, n_data: int, schedule=None, steps=None, *, distortion="
     frozen, forward AIS (the lower bound) and reverse AIS from the exact latents (the upper
     bound) walk the same round-2 path, the tuned schedule of equal thermodynamic length
     (``tuned_schedule=False``: round 1's path), the reverse chains backwards. The tuning never
-    sees z*, so each bound keeps its guarantee. ``dtype``/``device`` of the simulated data
-    default to the decoder's parameters. ``checkpoint``/``resume``: one file per run,
+    sees z*, so each bound keeps its guarantee. Simulation: gaussian_nll x ~ N(f(z*), e^v/β),
+    squared_error x ~ N(f(z*), 1/(2β)), bernoulli_nll x ~ Bernoulli(σ(f(z*))) at β = 1 only (a
+    tempered Bernoulli is not a likelihood of binary data); or ``data=(x, z)``: pairs you simulated,
+    z [n, K] an exact sample of q*_β(z|x) for the one β given (then n_data comes from them).
+    ``dtype``/``device`` of the simulated data default to the decoder's parameters. ``checkpoint``/``resume``: one file per run,
     ``<path>.b<j>.<run>`` (run: tune, fwd, rev). ``distributed`` as in ``rdfast.ais``: every rank
     simulates all items (each keyed by its index) and each run is sharded over the ranks (files
     ``<path>.b<j>.<run>.rank{r}of{W}``). Other keyword arguments go to AIS (defaults: the tuned HMC
@@ -169,7 +203,16 @@ def bdmc(decoder, betas, n_data: int, schedule=None, steps=None, *, distortion="
     beta_list = [float(b) for b in torch.as_tensor(betas, dtype=torch.float64).reshape(-1)]
     if not beta_list or any(not (b > 0 and np.isfinite(b)) for b in beta_list):
         raise ValueError(f"betas: expected positive finite values, got {betas!r}")
-    n_data = check_int("n_data", n_data)
+    if distortion == "bernoulli_nll" and any(b != 1.0 for b in beta_list):
+        raise ValueError(f"betas: bernoulli_nll is simulated exactly only at beta = 1 (a tempered Bernoulli is not "
+                         f"the likelihood of binary data), got {beta_list}")
+    if data is not None:
+        if n_data is not None:
+            raise ValueError("n_data: taken from data=(x, z); do not pass both")
+        if len(beta_list) != 1:
+            raise ValueError(f"betas: data=(x, z) holds exact samples for one beta, got {len(beta_list)} betas")
+    else:
+        n_data = check_int("n_data", n_data)
     if (schedule is None) == (steps is None):
         raise ValueError("steps: pass exactly one of steps= (a sigmoid path per beta) or schedule=")
     if steps is not None:
@@ -181,7 +224,10 @@ def bdmc(decoder, betas, n_data: int, schedule=None, steps=None, *, distortion="
     device = torch.device(device) if device is not None else (params[0].device if params else torch.device("cpu"))
     K = infer_latent_dim(decoder, prior, latent_dim)
     prior = priors.check(prior, K)
-    if not hasattr(prior, "from_noise"):
+    if data is not None:
+        given = user_data(data, distortion, K)
+        n_data, dtype, device = given[0].shape[0], given[0].dtype, given[0].device
+    elif not hasattr(prior, "from_noise"):
         raise TypeError("prior: BDMC needs a prior with from_noise(normal, uniform) to simulate exact latents")
     _, hmc_kw, run_kw = split_arguments("bdmc", ais_kwargs, allowed=(
         "step_size", "target_accept", "adapt", "metric", "jitter", "batch_size", "checkpoint_every", "cuda_graphs"))
@@ -196,7 +242,8 @@ def bdmc(decoder, betas, n_data: int, schedule=None, steps=None, *, distortion="
     sharded = ranks is not None
     out = {"lower": [], "upper": [], "x": [], "z": [], "acceptance": [], "divergences": []}
     for j, b in enumerate(beta_list):
-        z_star, x = simulate(decoder, prior, n_data, b, distortion, logvar, dtype, device, run.seed, j)
+        z_star, x = given if data is not None else simulate(decoder, prior, n_data, b, distortion, logvar, dtype,
+                                                            device, run.seed, j)
         problem = Problem.of(decoder, x, distortion, logvar, prior, K)
         path = path_to(schedule, b, steps, radius)
         seeds = [second_round_seed(run.seed + 4 * j + i) for i in range(3)]
@@ -217,9 +264,28 @@ def bdmc(decoder, betas, n_data: int, schedule=None, steps=None, *, distortion="
         out["acceptance"].append(torch.stack([fwd.acceptance, rev.acceptance], 1))
         out["divergences"].append(torch.stack([fwd.divergences, rev.divergences], 1))
     out = {k: torch.stack(v) for k, v in out.items()}
-    config = dict(n_data=n_data, n_chains=n_chains, leapfrog_steps=leapfrog_steps, distortion=distortion,
+    config = dict(n_data=n_data, data="given" if data is not None else "simulated", n_chains=n_chains,
+                  leapfrog_steps=leapfrog_steps, distortion=distortion,
                   seed=run.seed, steps=steps if schedule is None else "schedule", backend=fwd.config["backend"],
                   adapt=hmc.adapt, metric=hmc.metric, jitter=hmc.jitter, tuned_schedule=bool(tuned_schedule))
     result = BDMCResult(beta=torch.tensor(beta_list, dtype=torch.float64), acceptance=out.pop("acceptance").mean(1),
                         divergences=out.pop("divergences").sum(1), **out, config=config)
     return result if ranks is None else ranks.deliver(result)
+
+
+def user_data(data, distortion: str, latent_dim: int) -> tuple:
+    """(z [n, K], x [n, *event]) from ``data=(x, z)``, checked."""
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise TypeError(f"data: expected a pair (x, z) of tensors, got {type(data).__name__}")
+    x, z = data
+    x = check_data(x)
+    if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != latent_dim:
+        raise ValueError(f"data: z must be a tensor [n, {latent_dim}] (latent_dim), got "
+                         f"{list(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__}")
+    if z.shape[0] != x.shape[0]:
+        raise ValueError(f"data: x has {x.shape[0]} items but z has {z.shape[0]}; they must pair up")
+    if not torch.isfinite(z).all():
+        raise ValueError("data: z contains NaN or inf")
+    if distortion == "bernoulli_nll" and not ((x == 0) | (x == 1)).all():
+        raise ValueError("data: x must be binary (0 or 1) for bernoulli_nll")
+    return z.detach().to(device=x.device, dtype=x.dtype).contiguous(), x

@@ -15,7 +15,7 @@ import torch
 
 from ..runtime.distributed import checked_on_every_rank, resolve
 from . import schedules
-from .annealing import anneal_items, device_of
+from .annealing import anneal_items, device_of, record_steps
 from .config import TUNED_HMC, HMCConfig, Problem, RunConfig, split_arguments
 from .result import AISResult
 
@@ -28,22 +28,25 @@ def second_round_seed(seed: int) -> int:
 
 
 def two_rounds(problem: Problem, path, hmc: HMCConfig, run: RunConfig, distributed=False,
-               tuned_schedule: bool = True) -> tuple[AISResult, AISResult]:
+               tuned_schedule: bool = True, through=()) -> tuple[AISResult, AISResult]:
     """Round 1 tunes along ``path`` (``run.seed``); round 2 replays the tuning frozen with a fresh
-    seed, along the tuned schedule of as many transitions (``tuned_schedule=False``: ``path``).
-    Each round keeps its own checkpoint file (``<path>.tune``, ``<path>.final``)."""
+    seed, along the tuned schedule of as many transitions (``tuned_schedule=False``: ``path``),
+    passing through each β of ``through`` exactly and recording it. Each round keeps its own
+    checkpoint file (``<path>.tune``, ``<path>.final``)."""
     tuning = anneal_items(distributed, problem, path, hmc, run.part("tune"))
     path2 = schedules.thermodynamic(tuning.tuning, path.numel() - 1) if tuned_schedule else path
+    path2, forced = schedules.through(path2, through)
+    record = sorted(set(record_steps(run.record, path2.numel() - 1).tolist()) | set(forced))
     final = anneal_items(distributed, problem, path2, hmc.frozen(tuning.tuning),
-                         run.part("final", seed=second_round_seed(run.seed)))
+                         run.part("final", seed=second_round_seed(run.seed), record=record))
     final.config["tuning"] = {"seed": run.seed, "adapt": hmc.adapt, "acceptance": tuning.acceptance.mean().item(),
                               "seconds": tuning.seconds, "tuned_schedule": bool(tuned_schedule)}
     return tuning, final
 
 
 def rd_curve(decoder, x, beta_max: float | None = None, steps: int | None = None, *, schedule=None,
-             radius: float = 10.0, seed=None, generator=None, adapt="prob", tuned_schedule=True, distributed=None,
-             **ais_kwargs) -> AISResult | None:
+             radius: float = 10.0, seed=None, generator=None, adapt="prob", tuned_schedule=True, through=(),
+             distributed=None, **ais_kwargs) -> AISResult | None:
     """Rate-distortion curve by the two-round protocol, up to ``beta_max`` in ``steps`` transitions
     per round.
 
@@ -53,23 +56,36 @@ def rd_curve(decoder, x, beta_max: float | None = None, steps: int | None = None
     on the prior, the "prob" step-size rule, a diagonal metric per item, ±50 % jitter); the other
     keyword arguments go to ``rdfast.ais`` (``checkpoint``/``resume`` cover both rounds). The
     published protocol is ``schedule=schedules.sigmoid(steps, beta_max, 10), adapt="cumulative",
-    metric="identity", jitter=0.0, step_size=0.01, tuned_schedule=False``. Returns round 2's
-    AISResult (its tuning is round 1's; ``config["tuning"]`` summarises round 1). ``distributed``
-    as in ``rdfast.ais``: both rounds are sharded over the ranks (files ``<path>.tune.rank{r}of{W}``, ...).
+    metric="identity", jitter=0.0, step_size=0.01, tuned_schedule=False``. ``through``: β's that
+    round 2 passes through exactly and records (1.0 on a likelihood's curve: log Ẑ there is the
+    AIS log-likelihood). Returns round 2's AISResult (its tuning is round 1's; ``config["tuning"]``
+    summarises round 1). ``distributed`` as in ``rdfast.ais``: both rounds are sharded over the
+    ranks (files ``<path>.tune.rank{r}of{W}``, ...).
     """
     def check():
         problem_kw, hmc_kw, run_kw = split_arguments("rd_curve", ais_kwargs)
-        return (Problem.of(decoder, x, **problem_kw), curve_path(schedule, beta_max, steps, radius),
-                HMCConfig.of(**{**TUNED_HMC, **hmc_kw, "adapt": adapt}),
+        if "encoder" in problem_kw:
+            raise TypeError("rd_curve() takes no encoder: every β of an RD curve is a point of the path from the prior "
+                            "(rdfast.log_likelihood anneals from an encoder to beta = 1)")
+        path = curve_path(schedule, beta_max, steps, radius)
+        schedules.through(path, through)  # each β in range, before any work
+        return (Problem.of(decoder, x, **problem_kw), path, HMCConfig.of(**{**TUNED_HMC, **hmc_kw, "adapt": adapt}),
                 RunConfig.of(seed=seed, generator=generator, **run_kw))
 
     problem, path, hmc, run = checked_on_every_rank(distributed, device_of(x), check)
+    return final_round(distributed, problem, path, hmc, run, tuned_schedule, through)
+
+
+def final_round(distributed, problem: Problem, path, hmc: HMCConfig, run: RunConfig, tuned_schedule: bool,
+                through=()) -> AISResult | None:
+    """Round 2 of ``two_rounds``, here or sharded over the ranks: then each round is sharded and
+    gathered on every rank (round 2 replays round 1's tuning item by item), and "rank0" keeps
+    the result on rank 0 only."""
     ranks = resolve(distributed, problem.x.device)
     if ranks is None:
-        return two_rounds(problem, path, hmc, run, tuned_schedule=tuned_schedule)[1]
-    # each round sharded and gathered on every rank (round 2 replays round 1's tuning item by item)
+        return two_rounds(problem, path, hmc, run, tuned_schedule=tuned_schedule, through=through)[1]
     _, final = two_rounds(problem, path, hmc, run.replace(seed=ranks.agree(run.seed, problem.x.shape[0])),
-                          distributed=True, tuned_schedule=tuned_schedule)
+                          distributed=True, tuned_schedule=tuned_schedule, through=through)
     return ranks.deliver(final)
 
 

@@ -68,6 +68,14 @@ class AISResult:
         """log Ẑ averaged over items [R] (at β = 1 with an NLL distortion: the log-likelihood)."""
         return self.log_z.mean(1)
 
+    def stderr(self, name: str) -> torch.Tensor:
+        """Standard error over items of the mean of ``name`` ("rate", "distortion", "log_z") [R]
+        (it includes each item's Monte Carlo error; NaN for one item)."""
+        values = getattr(self, name)
+        if values.shape[1] < 2:
+            return torch.full((values.shape[0],), float("nan"), dtype=values.dtype)
+        return values.std(1) / values.shape[1] ** 0.5
+
     @classmethod
     def concat(cls, parts: list) -> "AISResult":
         """One result from the results of consecutive item shards (in item order)."""
@@ -80,12 +88,17 @@ class AISResult:
                    seconds=max(p.seconds for p in parts))
 
     def summary(self) -> str:
+        """A table of the recorded β's: distortion, rate and log Ẑ as mean ± standard error over items."""
         lines = [f"AIS: {self.n_items} items x {self.n_chains} chains, {int(self.steps[-1])} transitions, "
-                 f"acceptance {self.acceptance.mean().item():.3f}, divergences {int(self.divergences.sum())}",
-                 f"{'beta':>12} {'distortion':>14} {'rate':>12} {'log Z':>14} {'ESS':>8}"]
+                 f"acceptance {self.acceptance.mean().item():.3f}, divergences {int(self.divergences.sum())} "
+                 "(mean ± standard error over items)",
+                 f"{'beta':>12} {'distortion':>22} {'rate':>22} {'log Z':>22} {'ESS':>8}"]
+        se = {name: self.stderr(name) for name in ("distortion", "rate", "log_z")}
         for r in range(len(self.beta)):
-            lines.append(f"{self.beta[r].item():12.5g} {self.mean_distortion[r].item():14.6g} "
-                         f"{self.mean_rate[r].item():12.6g} {self.mean_log_z[r].item():14.6g} "
+            cells = [f"{m:.6g} ± {e:.2g}" for m, e in ((self.mean_distortion[r], se["distortion"][r]),
+                                                         (self.mean_rate[r], se["rate"][r]),
+                                                         (self.mean_log_z[r], se["log_z"][r]))]
+            lines.append(f"{self.beta[r].item():12.5g} {cells[0]:>22} {cells[1]:>22} {cells[2]:>22} "
                          f"{self.ess[r].mean().item():8.2f}")
         return "\n".join(lines)
 
@@ -108,15 +121,20 @@ class AISResult:
             meta = json.loads(str(data["meta"]))
         return cls(**kwargs, tuning=tuning, config=meta["config"], seconds=meta["seconds"])
 
-    def plot(self, ax=None, log_rate: bool = False, per_item: bool = False, label: Optional[str] = None):
-        """Rate against distortion (mean over items; ``per_item`` adds each item's curve)."""
+    def plot(self, ax=None, log_rate: bool = False, per_item: bool = False, label: Optional[str] = None,
+             band: bool = False):
+        """Rate against distortion (mean over items; ``per_item`` adds each item's curve, ``band``
+        a ± standard error band of the rate)."""
         import matplotlib.pyplot as plt
 
         if ax is None:
             _, ax = plt.subplots(figsize=(5, 4))
         if per_item:
             ax.plot(self.distortion.numpy(), self.rate.numpy(), color="0.8", linewidth=0.5)
-        ax.plot(self.mean_distortion.numpy(), self.mean_rate.numpy(), marker=".", label=label)
+        lines = ax.plot(self.mean_distortion.numpy(), self.mean_rate.numpy(), marker=".", label=label)
+        if band:
+            rate, se = self.mean_rate.numpy(), self.stderr("rate").numpy()
+            ax.fill_between(self.mean_distortion.numpy(), rate - se, rate + se, color=lines[0].get_color(), alpha=0.2)
         ax.set_xlabel("distortion")
         ax.set_ylabel("rate (nats)")
         if log_rate:

@@ -88,3 +88,20 @@ def thermodynamic(tuning, n_steps: int) -> torch.Tensor:
     betas = bounds[knot] + fraction * widths[knot]
     betas[0], betas[-1] = bounds[0], bounds[-1]
     return betas.contiguous()
+
+
+def through(path: torch.Tensor, betas) -> tuple:
+    """``path`` with each β of ``betas`` on it exactly: the nearest β_k is moved onto it (the path
+    stays monotone: β lies between that point's neighbours). Returns (path [T + 1], the indices k
+    [J] of the β's). A β outside the path's range is an error."""
+    out = path.clone()
+    low, high = float(path.min()), float(path.max())
+    indices = []
+    for beta in betas:
+        beta = float(beta)
+        if not low <= beta <= high:
+            raise ValueError(f"through: {beta} lies outside the schedule's range [{low}, {high}]")
+        k = int(torch.argmin((out - beta).abs()))
+        out[k] = beta
+        indices.append(k)
+    return out, indices

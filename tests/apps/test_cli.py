@@ -23,7 +23,7 @@ def assert_png(path):
 
 def test_help_lists_every_command(tmp_path):
     out = rdfast("--help", cwd=tmp_path).stdout
-    for command in ("demo", "run", "plot", "backends"):
+    for command in ("demo", "run", "loglik", "plot", "backends"):
         assert command in out
     assert "--checkpoint" in rdfast("run", "--help", cwd=tmp_path).stdout
 
@@ -86,7 +86,50 @@ def test_run_on_a_user_decoder_module(tmp_path):
     assert again["models"]["model"]["curve"]["rate"] == results["models"]["model"]["curve"]["rate"]
 
 
+BERNOULLI_MODEL = """
+    import torch
+    torch.manual_seed(0)
+    decoder = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Linear(16, 12))  # logits
+    def encoder(x):  # a crude q(z|x): the same Gaussian for every item
+        return torch.zeros(x.shape[0], 2), torch.full((x.shape[0], 2), -1.0)
+"""
+
+
+def test_loglik_writes_per_item_values_and_bounds(tmp_path):
+    (tmp_path / "bern.py").write_text(textwrap.dedent(BERNOULLI_MODEL))
+    np.savez(tmp_path / "bits.npz", x=(np.random.default_rng(0).random((4, 12)) < 0.5).astype(np.float32))
+    proc = rdfast("loglik", "--decoder", "bern:decoder", "--encoder", "bern:encoder", "--data", tmp_path / "bits.npz",
+                  "--distortion", "bernoulli_nll", "--steps", 20, "--chains", 3, "--leapfrog", 2, "--bdmc",
+                  "--bdmc-items", 2, "--bdmc-steps", 10, "--unit", "bits/dim", "--out", tmp_path / "out",
+                  "--device", "cpu", "--quiet", cwd=tmp_path)
+    assert "bits/dim" in proc.stdout and "±" in proc.stdout and "from the encoder" in proc.stdout
+    entry = json.loads((tmp_path / "out" / "loglik.json").read_text())
+    ll = entry["log_likelihood"]
+    assert len(ll["per_item"]) == 4 and ll["encoder"] and ll["stderr"] > 0
+    assert np.isclose(ll["mean"], np.mean(ll["per_item"]))
+    assert entry["bdmc"]["beta"] == [1.0] and entry["bdmc"]["gap_se"][0] is not None
+    from rdfast import LogLikelihood
+    assert np.allclose(LogLikelihood.load(tmp_path / "out" / "loglik.npz").per_item.numpy(), ll["per_item"])
+
+
+def test_run_fills_the_log_likelihood_column_on_a_likelihood_curve(tmp_path):
+    (tmp_path / "bern.py").write_text(textwrap.dedent(BERNOULLI_MODEL))
+    np.savez(tmp_path / "bits.npz", x=(np.random.default_rng(0).random((3, 12)) < 0.5).astype(np.float32))
+    for extra in ([], ["--single-round"]):
+        out = tmp_path / f"out{len(extra)}"
+        proc = rdfast("run", "--decoder", "bern:decoder", "--data", tmp_path / "bits.npz", "--distortion",
+                      "bernoulli_nll", "--steps", 30, "--chains", 2, "--leapfrog", 2, "--record", 4, "--beta-max", 20,
+                      "--out", out, "--device", "cpu", "--quiet", *extra, cwd=tmp_path)
+        model = json.loads((out / "results.json").read_text())["models"]["model"]
+        curve, ll = model["curve"], model["log_likelihood"]
+        at_one = curve["beta"].index(1.0)  # recorded besides the 4 evenly spaced points
+        assert len(curve["beta"]) == 5 and np.isclose(ll["mean"], curve["log_z"][at_one])
+        assert f"{ll['mean']:.2f}" in proc.stdout
+
+
 @pytest.mark.parametrize("args, message", [
+    (["loglik", "--decoder", "json:dumps", "--data", "digits", "--distortion", "squared_error"], "invalid choice"),
+    (["loglik", "--decoder", "json:dumps", "--data", "digits", "--encoder", "nosuchmodule:enc"], "--encoder"),
     (["run", "--decoder", "nosuchmodule:dec", "--data", "digits"], "cannot import"),
     (["run", "--decoder", "missing.pt", "--data", "digits"], "no such file"),
     (["run", "--decoder", "json:dumps", "--data", "nofile.npz"], "--data"),

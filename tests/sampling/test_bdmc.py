@@ -95,7 +95,7 @@ def test_save_load_and_plot(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(betas=[1.0], n_data=2, steps=5, distortion="bernoulli_nll"), "distortion"),
+    (dict(betas=[2.0], n_data=2, steps=5, distortion="bernoulli_nll"), "beta = 1"),
     (dict(betas=[0.0], n_data=2, steps=5, logvar=-1.0), "betas"),
     (dict(betas=[1.0], n_data=0, steps=5, logvar=-1.0), "n_data"),
     (dict(betas=[1.0], n_data=2, logvar=-1.0), "steps"),
