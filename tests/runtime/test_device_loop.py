@@ -76,7 +76,7 @@ def test_runner_counts_transitions_and_rejects_graphs_off_cuda():
 
 
 def small_run(**kw):
-    problem = linear_problem(3, 6, n_items=5, logvar=-0.5, seed=2)
+    problem = linear_problem(3, 6, n_items=5, logvar=-0.5, seed=2, rowwise=True)
     args = dict(logvar=problem.logvar, n_chains=4, leapfrog_steps=3, seed=11, backend="cpu")
     args.update(kw)
     return rdfast.ais(problem.decoder, problem.x, rdfast.schedules.sigmoid(40, 20.0), **args)
