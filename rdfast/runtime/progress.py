@@ -1,36 +1,32 @@
-"""A minimal progress line on stderr for long runs: rate and time left, redrawn in place at most
-once a second on a terminal, or a new line at most every 15 seconds in a log file."""
+"""Progress bars of long runs (tqdm): a bar opened while another is open nests below it, so
+the demo's overall bar, a model's round and its batches show together; a finished nested bar
+disappears, a top-level one stays."""
 from __future__ import annotations
 
-import sys
-import time
+from tqdm.auto import tqdm
 
 
 class Progress:
-    """Counts ``total`` units of work; prints ``label: done/total (pct) rate, eta`` when enabled."""
+    """``total`` units of work under ``label``: a tqdm bar when ``enabled``, else nothing. Use it as
+    a context manager so the bar closes whatever happens."""
 
-    def __init__(self, total: int, label: str, enabled: bool, stream=None):
-        self.total, self.label, self.enabled = total, label, enabled
-        self.stream = stream or sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.interval = 1.0 if self.tty else 15.0
-        self.done = 0
-        self.start = self.last = time.monotonic()
+    def __init__(self, total: int, label: str, enabled: bool, unit: str = "step"):
+        self.bar = tqdm(total=total, desc=label, unit=unit, disable=not enabled, leave=None, dynamic_ncols=True,
+                        mininterval=0.5)
+
+    def set(self, done: int) -> None:
+        """Start counting from ``done`` (a resumed run)."""
+        self.bar.n = done
+        self.bar.refresh()
 
     def update(self, n: int = 1) -> None:
-        self.done += n
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self.last >= self.interval or self.done >= self.total:
-            self.last = now
-            self._print(now)
+        self.bar.update(n)
 
-    def _print(self, now: float) -> None:
-        elapsed = max(now - self.start, 1e-9)
-        rate = self.done / elapsed
-        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-        start, end = ("\r", "\n" if self.done >= self.total else "") if self.tty else ("", "\n")
-        self.stream.write(f"{start}{self.label}: {self.done}/{self.total} ({100.0 * self.done / self.total:.1f}%) "
-                          f"{rate:.1f}/s, {elapsed:.0f}s elapsed, eta {eta:.0f}s   {end}")
-        self.stream.flush()
+    def close(self) -> None:
+        self.bar.close()
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -85,7 +85,8 @@ def ais(decoder, x, schedule, *, distortion="gaussian_nll", logvar=None, prior=N
     jitter: j in [0, 1): each transition of each chain uses ε·U(1 − j, 1 + j);
     record: number of evenly spaced transitions to record (the last included) or indices;
     seed / generator: make the run reproducible; the random numbers of item n depend only on
-        (seed, n), so ``batch_size`` (items per pass) does not change the result;
+        (seed, n), so ``batch_size`` (items per pass) changes at most the decoder's own rounding (none for a
+        decoder that evaluates rows independently; see docs/distributed.md);
     checkpoint: path of a file to which the whole state is written atomically every
         ``checkpoint_every`` seconds (a float) or transitions (an int), and at the end;
     resume: path of such a file: continue that run (same arguments) to the result an
@@ -163,15 +164,15 @@ def anneal(problem: Problem, path: torch.Tensor, hmc: HMCConfig, run: RunConfig,
         config, betas=path, x=x, rec=rec, decoder=problem.decoder, logvar=problem.distortion.logvar, initial=initial,
         tuning=None if hmc.tuning is None else hmc.tuning.to_dict(), batch_size=chunk))
     ckpt.started = started
-    annealer = Annealer(problem, path, hmc, run, be, rec, ckpt, Progress(T * math.ceil(N / chunk), run.label,
-                                                                          run.progress), step_size, prior_precision)
     parts = ckpt.completed_parts()
-    for i in range(len(parts) * chunk, N, chunk):
-        stop = min(i + chunk, N)
-        annealer.progress.done = T * (i // chunk)
-        parts.append(annealer.run(i, stop, item_offset, None if initial is None else initial[i:stop],
-                                  ckpt.resume_state(item_offset + i), parts))
-        ckpt.save(parts, None, None, annealer.seconds())
+    with Progress(T * math.ceil(N / chunk), run.label or "ais", run.progress) as progress:
+        annealer = Annealer(problem, path, hmc, run, be, rec, ckpt, progress, step_size, prior_precision)
+        for i in range(len(parts) * chunk, N, chunk):
+            stop = min(i + chunk, N)
+            progress.set(T * (i // chunk))
+            parts.append(annealer.run(i, stop, item_offset, None if initial is None else initial[i:stop],
+                                      ckpt.resume_state(item_offset + i), parts))
+            ckpt.save(parts, None, None, annealer.seconds())
     tuning = hmc.tuning or Tuning.concat([Tuning.from_dict(p["tuning"]) for p in parts])
     out = {name: torch.cat([p[name] for p in parts], dim=1 if name in FIELDS else 0) for name in parts[0]
            if name != "tuning"}

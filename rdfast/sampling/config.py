@@ -159,7 +159,8 @@ class RunConfig:
     """record: how many evenly spaced transitions (the last included) or which; seed: the int key
     of every random stream; backend; batch_size: items per pass (None: all); progress; checkpoint
     path, checkpoint_every (seconds if float, transitions if int), resume path; cuda_graphs
-    (None, True, False: ``rdfast.runtime.device_loop``); label: the name progress shows."""
+    (None, True, False: ``rdfast.runtime.device_loop``); label: the name the progress bar shows
+    (``progress="name"`` turns the bars on under that name)."""
 
     seed: int
     record: Any = 100
@@ -170,17 +171,22 @@ class RunConfig:
     checkpoint_every: Any = 600.0
     resume: Any = None
     cuda_graphs: Optional[bool] = None
-    label: str = "ais"
+    label: Optional[str] = None
 
     @classmethod
     def of(cls, record=100, seed=None, generator=None, backend="auto", batch_size=None, progress=False,
-           checkpoint=None, checkpoint_every=600.0, resume=None, cuda_graphs=None, label="ais") -> "RunConfig":
+           checkpoint=None, checkpoint_every=600.0, resume=None, cuda_graphs=None) -> "RunConfig":
+        label = None
+        if isinstance(progress, str):
+            label, progress = progress, True
+        elif not isinstance(progress, bool):
+            raise TypeError(f"progress: expected True, False or a name for the progress bars, got {progress!r}")
         if batch_size is not None:
             check_int("batch_size", batch_size)
         if cuda_graphs not in (None, True, False):
             raise ValueError(f"cuda_graphs: expected None, True or False, got {cuda_graphs!r}")
         parse_every(checkpoint_every)
-        return cls(resolve_seed(seed, generator), record, backend, batch_size, bool(progress), checkpoint,
+        return cls(resolve_seed(seed, generator), record, backend, batch_size, progress, checkpoint,
                    checkpoint_every, resume, cuda_graphs, label)
 
     def replace(self, **changes) -> "RunConfig":
