@@ -1,8 +1,11 @@
 // Kernel templates of the MLP fast path, included once per instruction set by cpu_mlp.cpp
-// (inside a namespace and a `#pragma GCC target` region), hence no include guard.
+// (cpu_isa.h), hence no include guard. The output kernel shares the distortion op's row maths
+// (cpu_distortion_kernels.h).
 //
-// float32 uses branch-free exp and tanh that vectorise (relative error below 2e-7, about
-// 1.5 ulp); float64 uses the standard library.
+// float32 uses branch-free exp, expm1 and tanh that vectorise (relative error below 2e-7, about
+// 1.5 ulp; expm1 within 3 ulp); float64 uses the standard library.
+
+#include "cpu_distortion_kernels.h"
 
 // e^x for float with |x| ≤ 87 (the caller guarantees the range; NaN gives NaN): x = n ln2 + r,
 // |r| ≤ ½ln2, e^r by a degree-6 polynomial (least-squares fit, relative error < 2e-7), 2^n
@@ -39,14 +42,22 @@ inline float act_tanh(float x) { return fast_tanh(x); }
 inline double act_tanh(double x) { return std::tanh(x); }
 inline float act_sigmoid(float x) { return 1.0f / (1.0f + exp_in_range(std::min(std::max(-x, -87.0f), 87.0f))); }
 inline double act_sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+inline float act_expm1(float x) { return vecmath::expm1_f32(x); }
+inline double act_expm1(double x) { return std::expm1(x); }
 
+// φ(a); param: the leaky ReLU's negative slope, or ELU's α (α(e^a − 1) for a ≤ 0).
 template <class T, MlpActivation kAct>
-inline T activate(T a, T slope) {
+inline T activate(T a, T param) {
   if constexpr (kAct == MlpActivation::TANH) return act_tanh(a);
   if constexpr (kAct == MlpActivation::SIGMOID) return act_sigmoid(a);
   if constexpr (kAct == MlpActivation::RELU) return a < T(0) ? T(0) : a;  // NaN passes through, as torch.relu
-  if constexpr (kAct == MlpActivation::LEAKY_RELU) return a < T(0) ? a * slope : a;
+  if constexpr (kAct == MlpActivation::LEAKY_RELU) return a < T(0) ? a * param : a;
+  if constexpr (kAct == MlpActivation::ELU) return a > T(0) ? a : param * act_expm1(a);
   return a;
+}
+
+constexpr bool transcendental(MlpActivation act) {
+  return act == MlpActivation::TANH || act == MlpActivation::SIGMOID || act == MlpActivation::ELU;
 }
 
 // φ'(a) from the output h = φ(a), for the output activations.
@@ -61,89 +72,58 @@ template <class T, MlpActivation kAct>
 void bias_act_rows(const BiasActArgs& a) {
   T* h = static_cast<T*>(a.a);
   const T* b = static_cast<const T*>(a.bias);
-  const T slope = static_cast<T>(a.slope);
+  const T param = static_cast<T>(a.param);
   const int64_t R = a.rows, W = a.width;
 #pragma omp parallel for schedule(static) \
-    if (R * W >= (kAct == MlpActivation::TANH || kAct == MlpActivation::SIGMOID ? kParallelMinActivations : kParallelMinElements))
+    if (R * W >= (transcendental(kAct) ? kParallelMinTranscendental : kParallelMinElements))
   for (int64_t r = 0; r < R; ++r) {
     T* hr = h + r * W;
 #pragma omp simd
-    for (int64_t j = 0; j < W; ++j) hr[j] = activate<T, kAct>(hr[j] + b[j], slope);
+    for (int64_t j = 0; j < W; ++j) hr[j] = activate<T, kAct>(hr[j] + b[j], param);
   }
 }
 
-// One row: x̂ = φ(a + b); gaussian_nll: sq = (x̂ − x)² e^{−v}, ∂d/∂x̂ = (x̂ − x) e^{−v};
-// squared_error: sq = (x̂ − x)², ∂d/∂x̂ = 2 (x̂ − x); δ = ∂d/∂x̂ · φ'(x̂) overwrites a.
-// Pass 1 (all in T, full vector width) writes δ and sq (into ``sq``); pass 2 sums the terms
-// sq (+ v for gaussian_nll) in double, as the reference. prec = e^{−v}: [P] or [1].
-template <class T, Kind kKind, MlpActivation kAct, bool kPerPixel>
-inline double output_row(T* ar, const T* b, const T* xr, const T* prec, const T* v, int64_t P, T* sq) {
-  const T p0 = kKind == Kind::GAUSSIAN_NLL ? prec[0] : T(2);
-#pragma omp simd
-  for (int64_t j = 0; j < P; ++j) {
-    const T xhat = activate<T, kAct>(ar[j] + b[j], T(0));
-    const T diff = xhat - xr[j];
-    const T pj = kKind == Kind::GAUSSIAN_NLL && kPerPixel ? prec[j] : p0;  // squared_error: ∂d/∂x̂ = 2 diff
-    sq[j] = kKind == Kind::GAUSSIAN_NLL ? diff * diff * pj : diff * diff;
-    ar[j] = diff * pj * derivative<T, kAct>(xhat);
-  }
-  double sum = 0.0;
-  if constexpr (kKind == Kind::GAUSSIAN_NLL && kPerPixel) {
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < P; ++j) sum += static_cast<double>(sq[j]) + static_cast<double>(v[j]);
-  } else {
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < P; ++j) sum += static_cast<double>(sq[j]);
-    if constexpr (kKind == Kind::GAUSSIAN_NLL) sum += static_cast<double>(P) * static_cast<double>(v[0]);
-  }
-  return sum;
-}
-
-template <class T, Kind kKind, MlpActivation kAct, bool kPerPixel>
+// Rows of the output kernel: pass 1 (in T) h = φ(a + b), x̂ = s·h + c, the d-term part and
+// ∂d/∂x̂ of each element (cpu_distortion_kernels.h), δ = ∂d/∂x̂ · s · φ'(h) over a; pass 2 the
+// row's d in double.
+template <class T, Kind kKind, MlpActivation kAct, LogvarLayout kLogvar>
 void output_rows(const MlpOutputArgs& a) {
   T* pre = static_cast<T*>(a.a);
   const T* b = static_cast<const T*>(a.bias);
   const T* x = static_cast<const T*>(a.x);
   const T* v = static_cast<const T*>(a.logvar);
+  const T scale = static_cast<T>(a.scale), shift = static_cast<T>(a.shift);
   const int64_t M = a.n_chains, P = a.size, B = a.n_items * M;
-  std::vector<T> prec(kKind == Kind::GAUSSIAN_NLL ? (kPerPixel ? P : 1) : 0);  // e^{−v} in T, as the reference
-  for (size_t j = 0; j < prec.size(); ++j) prec[j] = std::exp(-v[j]);
-#pragma omp parallel if (B * P >= kParallelMinActivations)
+  constexpr bool kPerPixel = kLogvar == LogvarLayout::PER_PIXEL;
+  const std::vector<T> prec = fixed_precision<T, kLogvar>(v, P);
+  constexpr bool kCostly = transcendental(kAct) || kKind == Kind::BERNOULLI_NLL;
+#pragma omp parallel if (B * P >= (kCostly ? kParallelMinTranscendental : kParallelMinElements))
   {
-    std::vector<T> sq(P);  // one row's terms
+    std::vector<T> values(P);  // one row's d-term parts
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < B; ++r) {
-      const double sum = output_row<T, kKind, kAct, kPerPixel>(pre + r * P, b, x + (r / M) * P, prec.data(), v, P,
-                                                                sq.data());
-      a.d[r] = distortion_row<kKind>(sum, P);
+      T* ar = pre + r * P;
+      const T* xr = x + (r / M) * P;
+#pragma omp simd
+      for (int64_t j = 0; j < P; ++j) {
+        const T h = activate<T, kAct>(ar[j] + b[j], T(0));
+        T grad;
+        values[j] = element_value<T, kKind>(xr[j], scale * h + shift, prec[kPerPixel ? j : 0], &grad);
+        ar[j] = grad * scale * derivative<T, kAct>(h);
+      }
+      a.d[r] = distortion_row<kKind>(row_sum<T, kKind, kLogvar>(values.data(), v, P), P);
     }
   }
 }
 
-template <class T, Kind kKind>
-void output_kind(const MlpOutputArgs& a) {
-  const bool per_pixel = a.logvar_layout == static_cast<int>(LogvarLayout::PER_PIXEL);
+template <class T, Kind kKind, LogvarLayout kLogvar>
+void output_act(const MlpOutputArgs& a) {
   switch (static_cast<MlpActivation>(a.act)) {
-    case MlpActivation::IDENTITY:
-      return per_pixel ? output_rows<T, kKind, MlpActivation::IDENTITY, true>(a) : output_rows<T, kKind, MlpActivation::IDENTITY, false>(a);
-    case MlpActivation::TANH:
-      return per_pixel ? output_rows<T, kKind, MlpActivation::TANH, true>(a) : output_rows<T, kKind, MlpActivation::TANH, false>(a);
-    case MlpActivation::SIGMOID:
-      return per_pixel ? output_rows<T, kKind, MlpActivation::SIGMOID, true>(a) : output_rows<T, kKind, MlpActivation::SIGMOID, false>(a);
+    case MlpActivation::IDENTITY: return output_rows<T, kKind, MlpActivation::IDENTITY, kLogvar>(a);
+    case MlpActivation::TANH: return output_rows<T, kKind, MlpActivation::TANH, kLogvar>(a);
+    case MlpActivation::SIGMOID: return output_rows<T, kKind, MlpActivation::SIGMOID, kLogvar>(a);
     default: throw std::invalid_argument("mlp_output: act must be identity, tanh or sigmoid, got " + std::to_string(a.act));
   }
-}
-
-template <class T>
-void output_typed(const MlpOutputArgs& a) {
-  const auto layout = static_cast<LogvarLayout>(a.logvar_layout);
-  if (a.kind == static_cast<int>(Kind::GAUSSIAN_NLL)) {
-    if (layout != LogvarLayout::SCALAR && layout != LogvarLayout::PER_PIXEL)
-      throw std::invalid_argument("mlp_output: gaussian_nll needs a scalar or per-pixel logvar");
-    return output_kind<T, Kind::GAUSSIAN_NLL>(a);
-  }
-  if (a.kind == static_cast<int>(Kind::SQUARED_ERROR)) return output_kind<T, Kind::SQUARED_ERROR>(a);
-  throw std::invalid_argument("mlp_output: kind must be gaussian_nll or squared_error, got " + std::to_string(a.kind));
 }
 
 template <class T>
@@ -154,6 +134,7 @@ void bias_act_typed(const BiasActArgs& a) {
     case MlpActivation::SIGMOID: return bias_act_rows<T, MlpActivation::SIGMOID>(a);
     case MlpActivation::RELU: return bias_act_rows<T, MlpActivation::RELU>(a);
     case MlpActivation::LEAKY_RELU: return bias_act_rows<T, MlpActivation::LEAKY_RELU>(a);
+    case MlpActivation::ELU: return bias_act_rows<T, MlpActivation::ELU>(a);
     default: throw std::invalid_argument("mlp_bias_act: unknown activation code " + std::to_string(a.act));
   }
 }
@@ -162,6 +143,16 @@ inline void bias_act(int dtype, const BiasActArgs& a) {
   dispatch_dtype(dtype, [&](auto tag) { bias_act_typed<std::remove_pointer_t<decltype(tag)>>(a); });
 }
 
+// Every built-in kind with a fixed log-variance (none, scalar or per-pixel; not per-row).
 inline void output(int dtype, const MlpOutputArgs& a) {
-  dispatch_dtype(dtype, [&](auto tag) { output_typed<std::remove_pointer_t<decltype(tag)>>(a); });
+  dispatch_dtype(dtype, [&](auto tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    dispatch_distortion(a.kind, a.logvar_layout, [&](auto d) {
+      if constexpr (d.logvar == LogvarLayout::PER_ROW) {
+        throw std::invalid_argument("mlp_output: a per-row log-variance is not fused");
+      } else {
+        output_act<T, d.kind, d.logvar>(a);
+      }
+    });
+  });
 }

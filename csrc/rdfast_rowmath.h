@@ -43,36 +43,55 @@ RDFAST_HD T log1p_unit_of(T e) {
 
 // ---- distortion terms: per element, d-term in double, gradients in T --------------------
 
-// gaussian_nll: term = (x − x̂)² e^{−v} + v (the ½ and log 2π are applied per row);
-// ∂d/∂x̂ = (x̂ − x) e^{−v};  ∂d/∂v = ½ (1 − (x − x̂)² e^{−v}).
+// Each kind's element maths in T (the *_value functions, which vectorising CPU loops use with
+// the sum in a second pass) and as its d-term in double (the *_term functions).
+
+// gaussian_nll given the precision e^{−v}: returns sq = (x − x̂)² e^{−v} (the d-term is sq + v;
+// the ½ and log 2π are applied per row);  ∂d/∂x̂ = (x̂ − x) e^{−v}.
+template <class T>
+RDFAST_HD T gaussian_value(T x, T xhat, T prec, T* grad_xhat) {
+  const T diff = xhat - x;
+  *grad_xhat = diff * prec;
+  return diff * diff * prec;
+}
+
+// gaussian_nll: term = (x − x̂)² e^{−v} + v;  ∂d/∂x̂ as above;  ∂d/∂v = ½ (1 − (x − x̂)² e^{−v}).
 template <class T>
 RDFAST_HD double gaussian_term(T x, T xhat, T v, T* grad_xhat, T* grad_v) {
-  const T diff = xhat - x;
-  const T prec = exp_of(-v);
-  const T sq = diff * diff * prec;
-  *grad_xhat = diff * prec;
+  const T sq = gaussian_value(x, xhat, exp_of(-v), grad_xhat);
   *grad_v = T(0.5) * (T(1) - sq);
   return static_cast<double>(sq) + static_cast<double>(v);
 }
 
-// bernoulli_nll with logits ℓ = x̂: term = softplus(ℓ) − x ℓ;  ∂d/∂ℓ = σ(ℓ) − x.
-// Both from e = e^{−|ℓ|}: softplus = max(ℓ, 0) + log1p(e) (ℓ past the threshold: ℓ, as
-// torch), σ = 1/(1 + e) for ℓ ≥ 0 and e/(1 + e) below.
+// bernoulli_nll with logits ℓ = x̂: value = softplus(ℓ) − x ℓ;  ∂d/∂ℓ = σ(ℓ) − x.
+// Both from e = e^{−|ℓ|}, which never overflows (stable for any finite ℓ, e.g. |ℓ| ≥ 80):
+// softplus = max(ℓ, 0) + log1p(e) (ℓ past the threshold: ℓ, as torch), σ = 1/(1 + e) for
+// ℓ ≥ 0 and e/(1 + e) below.
 template <class T>
-RDFAST_HD double bernoulli_term(T x, T logit, T* grad_xhat) {
+RDFAST_HD T bernoulli_value(T x, T logit, T* grad_xhat) {
   const T e = exp_of(-std::fabs(logit));
   const T smooth = (logit > T(0) ? logit : T(0)) + log1p_unit_of(e);
   const T softplus = logit > T(kSoftplusThreshold) ? logit : smooth;
   *grad_xhat = (logit >= T(0) ? T(1) : e) / (T(1) + e) - x;
-  return static_cast<double>(softplus - x * logit);
+  return softplus - x * logit;
 }
 
-// squared_error: term = (x − x̂)²;  ∂d/∂x̂ = 2 (x̂ − x).
 template <class T>
-RDFAST_HD double squared_term(T x, T xhat, T* grad_xhat) {
+RDFAST_HD double bernoulli_term(T x, T logit, T* grad_xhat) {
+  return static_cast<double>(bernoulli_value(x, logit, grad_xhat));
+}
+
+// squared_error: value = (x − x̂)²;  ∂d/∂x̂ = 2 (x̂ − x).
+template <class T>
+RDFAST_HD T squared_value(T x, T xhat, T* grad_xhat) {
   const T diff = xhat - x;
   *grad_xhat = T(2) * diff;
-  return static_cast<double>(diff * diff);
+  return diff * diff;
+}
+
+template <class T>
+RDFAST_HD double squared_term(T x, T xhat, T* grad_xhat) {
+  return static_cast<double>(squared_value(x, xhat, grad_xhat));
 }
 
 // Element j of a row: writes ∂d/∂x̂ (and ∂d/∂v for per-row logvar), returns its d-term.

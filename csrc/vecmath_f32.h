@@ -1,9 +1,10 @@
-// exp and log1p for float as straight-line arithmetic, so that `#pragma omp simd` loops that
-// call them vectorise (glibc's expf and log1pf are opaque calls). Host code only.
+// exp, expm1 and log1p for float as straight-line arithmetic, so that `#pragma omp simd` loops
+// that call them vectorise (glibc's expf, expm1f and log1pf are opaque calls). Host code only.
 //
-// Polynomials: least-squares fits (on Chebyshev nodes, against 50-digit values) of the
-// remainder terms below, rounded to float. Checked on every float of the stated domains
-// against the double-precision library: exp_f32 within 1 ulp, log1p_unit_f32 within 2 ulp.
+// Polynomials of exp_f32 and log1p_unit_f32: least-squares fits (on Chebyshev nodes, against
+// 50-digit values) of the remainder terms below, rounded to float. Checked on every float of the
+// stated domains against the double-precision library: exp_f32 within 1 ulp, log1p_unit_f32
+// within 2 ulp. expm1_f32 is within 3 ulp (tests/fastpath/test_cpu_kernels.py, through ELU).
 #pragma once
 
 #include <cstdint>
@@ -30,6 +31,17 @@ inline float exp_f32(float x) {
   const int32_t ni = static_cast<int32_t>(n == n ? n : 0.0f);  // n is in [−125, 128] or NaN
   const float y = er * from_bits((ni + 126) << 23) * 2.0f;       // 2^n = 2^(n−1)·2 stays normal
   return x > kMax ? std::numeric_limits<float>::infinity() : y;
+}
+
+// e^x − 1 without the cancellation of exp_f32(x) − 1 near 0: for |x| ≤ ½ its Taylor polynomial
+// to degree 9 (remainder below 2e-9 relative), else exp_f32(x) − 1 (e^x − 1 is then at least
+// 0.39 in size, so exp_f32's 1 ulp stays within 2 ulp of the difference).
+inline float expm1_f32(float x) {
+  const float q = (((((((2.75573192e-6f * x + 2.48015873e-5f) * x + 1.98412698e-4f) * x + 1.38888889e-3f) * x +
+                      8.33333333e-3f) * x + 4.16666667e-2f) * x + 1.66666667e-1f) * x + 0.5f);
+  const float small = x + x * x * q;
+  const float large = exp_f32(x) - 1.0f;
+  return (x < 0.5f && x > -0.5f) ? small : large;  // NaN: large, which is NaN
 }
 
 // log(1 + e) for 0 ≤ e ≤ 1 (NaN stays). With t = e, or t = (1 + e)/2 − 1 = (e − 1)/2 and one

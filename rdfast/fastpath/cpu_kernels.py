@@ -1,12 +1,17 @@
-"""The compiled CPU kernels of the MLP fast path (``rdfast._C.cpu``), as prepared launches.
+"""The compiled CPU kernels of the MLP fast path (``rdfast._C.cpu``), as prepared launches, and
+their pure-PyTorch twins (``*_twin``), which the tests compare them with.
 
 ``available()`` says whether this build has them. ``bias_act`` and ``mlp_output`` return a
 launch on fixed contiguous CPU tensors (the evaluator's own buffers, made once), checked by
 their callers (``rdfast.fastpath.mlp`` builds every argument itself):
 
-    bias_act(act, slope, a, bias)           a ← φ(a + b) in place        a [R, W], bias [W]
-    mlp_output(kind, act, a, bias, x,       x̂ = φ(a + b); d [B] and δ = ∂d/∂(a + b) into a
-               logvar, d, n_chains)         a [B, P], x [N, P], logvar [1] | [P] | None
+    bias_act(act, param, a, bias)           a ← φ(a + b) in place        a [R, W], bias [W]
+    mlp_output(kind, act, a, bias, x,       h = φ(a + b), x̂ = s·h + c; d [B] and
+               logvar, d, n_chains, s, c)   δ = ∂d/∂x̂ · s · φ'(h) into a
+                                            a [B, P], x [N, P], logvar [1] | [P] | None
+
+``param`` is the leaky ReLU's negative slope or ELU's α; ``kind`` any built-in distortion with a
+fixed log-variance (rdfast.backends.reference.distortion gives d and ∂d/∂x̂).
 """
 from __future__ import annotations
 
@@ -14,8 +19,8 @@ import enum
 
 import torch
 
-from ..backends import native
-from ..backends.spec import TORCH_DTYPES, Kind, LogvarLayout
+from ..backends import native, reference
+from ..backends.spec import KINDS, TORCH_DTYPES, Kind, LogvarLayout
 
 
 class Activation(enum.IntEnum):
@@ -26,28 +31,31 @@ class Activation(enum.IntEnum):
     SIGMOID = 2
     RELU = 3
     LEAKY_RELU = 4
+    ELU = 5
 
 
 OUTPUT_ACTIVATIONS = (Activation.IDENTITY, Activation.TANH, Activation.SIGMOID)
-OUTPUT_KINDS = ("gaussian_nll", "squared_error")
+OUTPUT_KINDS = tuple(KINDS)
 
 
 def available() -> bool:
     return native._C is not None
 
 
-def bias_act(act: Activation, slope: float, a: torch.Tensor, bias: torch.Tensor):
-    args = native.struct("BiasActArgs", act=int(act), slope=slope, a=a.data_ptr(), bias=bias.data_ptr(),
+def bias_act(act: Activation, param: float, a: torch.Tensor, bias: torch.Tensor):
+    args = native.struct("BiasActArgs", act=int(act), param=param, a=a.data_ptr(), bias=bias.data_ptr(),
                          rows=a.shape[0], width=a.shape[1])
     return _launch(native._C.cpu.mlp_bias_act, int(TORCH_DTYPES[a.dtype]), args, (a, bias))
 
 
-def mlp_output(kind: str, act: Activation, a, bias, x, logvar, d, n_chains: int):
+def mlp_output(kind: str, act: Activation, a, bias, x, logvar, d, n_chains: int, scale: float = 1.0,
+               shift: float = 0.0):
     layout = (LogvarLayout.NONE if logvar is None else
               LogvarLayout.SCALAR if logvar.numel() == 1 else LogvarLayout.PER_PIXEL)
     args = native.struct("MlpOutputArgs", kind=int(Kind.of(kind)), act=int(act), logvar_layout=int(layout),
-                         a=a.data_ptr(), bias=bias.data_ptr(), x=x.data_ptr(), logvar=native.address(logvar),
-                         d=d.data_ptr(), n_items=x.shape[0], n_chains=n_chains, size=x.shape[1])
+                         scale=scale, shift=shift, a=a.data_ptr(), bias=bias.data_ptr(), x=x.data_ptr(),
+                         logvar=native.address(logvar), d=d.data_ptr(), n_items=x.shape[0], n_chains=n_chains,
+                         size=x.shape[1])
     return _launch(native._C.cpu.mlp_output, int(TORCH_DTYPES[a.dtype]), args, (a, bias, x, logvar, d))
 
 
@@ -56,3 +64,28 @@ def _launch(launcher, dtype: int, args, keep_alive):
         launcher(dtype, args)
     launch.keep_alive = keep_alive
     return launch
+
+
+def activation_twin(act: Activation, param: float, a: torch.Tensor) -> torch.Tensor:
+    """φ(a) in torch ops."""
+    F = torch.nn.functional
+    return {Activation.IDENTITY: lambda: a.clone(), Activation.TANH: lambda: torch.tanh(a),
+            Activation.SIGMOID: lambda: torch.sigmoid(a), Activation.RELU: lambda: torch.relu(a),
+            Activation.LEAKY_RELU: lambda: F.leaky_relu(a, param), Activation.ELU: lambda: F.elu(a, param)}[act]()
+
+
+def bias_act_twin(act: Activation, param: float, a: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """What ``bias_act`` writes: φ(a + b) [R, W]."""
+    return activation_twin(act, param, a + bias)
+
+
+def mlp_output_twin(kind: str, act: Activation, a, bias, x, logvar, n_chains: int, scale: float = 1.0,
+                    shift: float = 0.0):
+    """What ``mlp_output`` writes: (d [B] float64, δ [B, P]), from the reference distortion."""
+    h = activation_twin(act, 0.0, a + bias)
+    xhat = h * scale + shift
+    d = torch.empty(a.shape[0], dtype=torch.float64, device=a.device)
+    grad = torch.empty_like(xhat)
+    reference.distortion(kind, x, xhat, logvar, d, grad, None, n_chains)
+    slope = {Activation.IDENTITY: torch.ones_like(h), Activation.TANH: 1 - h * h, Activation.SIGMOID: h * (1 - h)}[act]
+    return d, grad * scale * slope

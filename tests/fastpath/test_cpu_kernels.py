@@ -1,14 +1,15 @@
 """The compiled CPU kernels of the MLP fast path (rdfast.fastpath.cpu_kernels) and of the keyed RNG
 (rdfast.backends.native.philox_words)."""
-import math
-
 import pytest
 import torch
 
+import rdfast
+from rdfast.backends import cpu as native_cpu
+from rdfast.backends import native
 from rdfast.fastpath import cpu_kernels
-from rdfast.sampling import rng
-from rdfast.backends import native, reference
 from rdfast.fastpath.cpu_kernels import Activation
+from rdfast.sampling import rng
+from rdfast.testing import assert_matches_reference, linear_problem
 
 pytestmark = pytest.mark.skipif(not cpu_kernels.available(), reason="rdfast._C is not built")
 
@@ -38,74 +39,129 @@ def test_normals_and_uniforms_are_bit_identical_to_the_torch_path(monkeypatch):
         assert torch.equal(f, s)
 
 
-ACTS = {
-    Activation.IDENTITY: lambda a: a,
-    Activation.TANH: torch.tanh,
-    Activation.SIGMOID: torch.sigmoid,
-    Activation.RELU: torch.relu,
-    Activation.LEAKY_RELU: lambda a: torch.nn.functional.leaky_relu(a, 0.2),
-}
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("code", list(ACTS))
+@pytest.mark.parametrize("code", list(Activation))
 def test_bias_act(code, dtype, gen):
     a = (6 * torch.randn(37, 29, generator=gen, dtype=torch.float64)).to(dtype)  # odd sizes: vector tails
     a[0, :4] = torch.tensor([0.0, 1e-30, -1e-8, 30.0], dtype=dtype)
     bias = torch.randn(29, generator=gen, dtype=torch.float64).to(dtype)
     out = a.clone()
     cpu_kernels.bias_act(code, 0.2, out, bias)()
-    torch.testing.assert_close(out, ACTS[code](a + bias), **TOL[dtype])
+    torch.testing.assert_close(out, cpu_kernels.bias_act_twin(code, 0.2, a, bias), **TOL[dtype])
+
+
+def test_elu_expm1_is_within_3_ulp_near_zero():
+    """ELU's e^a − 1 in float32 (vecmath::expm1_f32) over a dense sweep around its two branches,
+    against float64: relative error at most 3·2⁻²³."""
+    a = torch.cat([torch.linspace(-3.0, 0.0, 200_001), -torch.logspace(-30, 0, 20_001)]).float()
+    out = a.clone().reshape(1, -1)  # one row
+    cpu_kernels.bias_act(Activation.ELU, 1.0, out, torch.zeros(a.numel()))()
+    exact = torch.expm1(a.double())
+    assert ((out[0].double() - exact).abs() <= 3 * 2.0 ** -23 * exact.abs()).all()
 
 
 def test_activations_pass_nan_through():
-    for code in ACTS:
+    for code in Activation:
         a = torch.tensor([[float("nan"), 1.0]])
         cpu_kernels.bias_act(code, 0.2, a, torch.zeros(2))()
         assert torch.isnan(a[0, 0]), code
 
 
+EXTREME_LOGITS = [80.0, -80.0, 100.0, -100.0, 20.5, -20.5, 19.5, 0.0]
+
+
+def _output_inputs(kind, logvar, dtype, gen, N=3, M=5, P=37):
+    """x [N, P], pre-activations [N·M, P] (extreme logits in the first row, with zero bias there),
+    bias [P] and the log-variance, in float64."""
+    x = torch.rand(N, P, generator=gen, dtype=torch.float64)
+    if kind == "bernoulli_nll":
+        x[:, ::2] = (x[:, ::2] > 0.5).double()  # binary pixels, and fractions
+    pre = 3 * torch.randn(N * M, P, generator=gen, dtype=torch.float64)
+    bias = torch.randn(P, generator=gen, dtype=torch.float64)
+    n = len(EXTREME_LOGITS)
+    pre[0, :n], bias[:n] = torch.tensor(EXTREME_LOGITS), 0.0
+    lv = {None: None, "scalar": torch.tensor([-3.5], dtype=torch.float64),
+          "per_pixel": torch.linspace(-3.0, 1.0, P, dtype=torch.float64)}[logvar]
+    return x, pre, bias, lv
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("kind,logvar", [("gaussian_nll", "scalar"), ("gaussian_nll", "per_pixel"),
-                                         ("squared_error", None)])
+                                         ("squared_error", None), ("bernoulli_nll", None)])
 @pytest.mark.parametrize("code", cpu_kernels.OUTPUT_ACTIVATIONS)
-def test_mlp_output_equals_activation_then_distortion_then_derivative(code, kind, logvar, dtype, gen):
-    N, M, P = 3, 4, 37
-    x = torch.rand(N, P, generator=gen, dtype=torch.float64).to(dtype)
-    pre = torch.randn(N * M, P, generator=gen, dtype=torch.float64).to(dtype)
-    bias = torch.randn(P, generator=gen, dtype=torch.float64).to(dtype)
-    lv = {None: None, "scalar": torch.tensor([math.log(0.03)], dtype=dtype),
-          "per_pixel": torch.linspace(-3.0, 1.0, P, dtype=dtype)}[logvar]
-    d, delta = torch.empty(N * M, dtype=torch.float64), pre.clone()
-    cpu_kernels.mlp_output(kind, code, delta, bias, x, lv, d, M)()
+@pytest.mark.parametrize("scale,shift", [(1.0, 0.0), (0.5, 0.5)])
+def test_mlp_output_equals_its_twin(code, kind, logvar, scale, shift, dtype, gen):
+    """The fused output kernel against its torch twin (activation, output map, the reference
+    distortion, then s·φ'), with extreme logits (±80, ±100, either side of softplus's threshold)
+    and odd sizes, by rdfast.testing's rule: within twice the twin's own float32 error."""
+    x, pre, bias, lv = _output_inputs(kind, logvar, dtype, gen)
+    M = pre.shape[0] // x.shape[0]
+    cast = [None if t is None else t.to(dtype) for t in (x, pre, bias, lv)]
+    d, delta = torch.empty(pre.shape[0], dtype=torch.float64), cast[1].clone()
+    cpu_kernels.mlp_output(kind, code, delta, cast[2], cast[0], cast[3], d, M, scale, shift)()
+    d_ref, delta_ref = cpu_kernels.mlp_output_twin(kind, code, cast[1], cast[2], cast[0], cast[3], M, scale, shift)
+    d_64, delta_64 = cpu_kernels.mlp_output_twin(kind, code, pre, bias, x, lv, M, scale, shift)
+    assert_matches_reference("d", d, d_ref, d_64, dtype)
+    if code == Activation.TANH and dtype == torch.float32:
+        # 1 − h² near h = ±1 magnifies the last bits of the kernel's tanh (1.5 ulp, torch's 1): absolute scale
+        torch.testing.assert_close(delta.double(), delta_64, rtol=0, atol=1e-5 * float(delta_64.abs().max()))
+    else:
+        assert_matches_reference("delta", delta, delta_ref, delta_64, dtype)
 
-    xhat = ACTS[code](pre + bias)
-    d_ref, g_ref = torch.empty_like(d), torch.empty_like(xhat)
-    reference.distortion(kind, x, xhat, lv, d_ref, g_ref, None, M)
-    deriv = {Activation.IDENTITY: torch.ones_like(xhat), Activation.TANH: 1 - xhat * xhat,
-             Activation.SIGMOID: xhat * (1 - xhat)}[code]
-    torch.testing.assert_close(d, d_ref, rtol=1e-6 if dtype == torch.float32 else 1e-13, atol=0)
-    ref = g_ref * deriv  # 1 − x̂² near x̂ = ±1 magnifies x̂'s last-ulp differences: absolute scale
-    tol = TOL[dtype]
-    torch.testing.assert_close(delta, ref, rtol=tol["rtol"], atol=4 * tol["rtol"] * float(ref.abs().max()))
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_bernoulli_at_extreme_logits_is_exact_where_it_saturates(dtype):
+    """softplus(ℓ) − xℓ and σ(ℓ) − x at ℓ = ±80, ±100: no overflow, the saturated values."""
+    logits = torch.tensor([[80.0, -80.0, 100.0, -100.0]], dtype=dtype)
+    for xv in (0.0, 1.0):
+        x = torch.full((1, 4), xv, dtype=dtype)
+        d, delta = torch.empty(1, dtype=torch.float64), logits.clone()
+        cpu_kernels.mlp_output("bernoulli_nll", Activation.IDENTITY, delta, torch.zeros(4, dtype=dtype), x, None, d,
+                               1)()
+        want = (torch.tensor([80.0, 0.0, 100.0, 0.0]) - xv * torch.tensor([80.0, -80.0, 100.0, -100.0])).sum()
+        assert abs(float(d) - float(want)) < 1e-6
+        grad = torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=dtype) - xv
+        torch.testing.assert_close(delta[0], grad, rtol=0, atol=4e-35)
+
+
+def _at_threads(n: int, fn):
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(n)
+        return fn()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_results_do_not_depend_on_the_thread_count(gen):
-    """Rows are independent, so the parallel kernels give bit-identical results on 1 or 2 threads."""
-    N, M, P = 20, 16, 784  # 250,880 elements: above the parallel thresholds
-    x = torch.rand(N, P, generator=gen)
-    pre = torch.randn(N * M, P, generator=gen)
-    bias, lv = torch.randn(P, generator=gen), torch.tensor([math.log(0.03)])
-    threads = torch.get_num_threads()
-    out = []
-    try:
-        for n in (1, 2):
-            torch.set_num_threads(n)
+    """Rows are independent, so the parallel kernels give bit-identical float32 and float64
+    results on 1 or 2 threads (sizes above every parallel threshold)."""
+    N, M, P = 20, 16, 784
+    for dtype in (torch.float32, torch.float64):
+        x = torch.rand(N, P, generator=gen, dtype=torch.float64).to(dtype)
+        pre = torch.randn(N * M, P, generator=gen, dtype=torch.float64).to(dtype)
+        bias, lv = torch.randn(P, generator=gen, dtype=torch.float64).to(dtype), torch.tensor([-3.5], dtype=dtype)
+
+        def run():
             h, delta, d = pre.clone(), pre.clone(), torch.empty(N * M, dtype=torch.float64)
-            cpu_kernels.bias_act(Activation.TANH, 0.0, h, bias)()
-            cpu_kernels.mlp_output("gaussian_nll", Activation.SIGMOID, delta, bias, x, lv, d, M)()
-            out.append((h, delta, d))
-    finally:
-        torch.set_num_threads(threads)
-    for one, two in zip(*out):
-        assert torch.equal(one, two)
+            cpu_kernels.bias_act(Activation.ELU, 1.0, h, bias)()
+            cpu_kernels.mlp_output("bernoulli_nll", Activation.IDENTITY, delta, bias, x, None, d, M)()
+            out = [h, delta, d]
+            for kind, logvar in (("gaussian_nll", lv), ("bernoulli_nll", None), ("squared_error", None)):
+                d2, grad = torch.empty(N * M, dtype=torch.float64), torch.empty_like(pre)
+                native_cpu.distortion(kind, x, pre, logvar, d2, grad, None, M)
+                out += [d2, grad]
+            return out
+        for one, two in zip(_at_threads(1, run), _at_threads(2, run)):
+            assert torch.equal(one, two)
+
+
+def test_whole_float64_run_does_not_depend_on_the_thread_count():
+    """With a row-independent decoder (no BLAS) a float64 run is bit-identical on 1 or 2 threads."""
+    pr = linear_problem(6, 800, 20, logvar=-1.0, seed=2, rowwise=True)
+    kw = dict(distortion="gaussian_nll", logvar=pr.logvar, n_chains=16, leapfrog_steps=3, record=4, seed=5,
+              backend="cpu", metric="diagonal", jitter=0.3)
+    sched = rdfast.schedules.sigmoid(8, beta_max=2.0)
+    one, two = (_at_threads(n, lambda: rdfast.ais(pr.decoder, pr.x, sched, **kw)) for n in (1, 2))
+    for name in ("log_z", "distortion", "z", "log_w", "acceptance"):
+        assert torch.equal(getattr(one, name), getattr(two, name)), name
