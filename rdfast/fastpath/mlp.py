@@ -1,15 +1,17 @@
-"""Fast path for plain MLP decoders: d(z) and ∇_z d(z) by a hand-derived backward, no autograd.
+"""Fast path for MLP decoders: d(z) and ∇_z d(z) by a hand-derived backward, no autograd.
 
-A plain MLP is an ``nn.Sequential`` of ``nn.Linear`` layers, each followed by at most one
-standard activation φ_l (tanh, ReLU, leaky ReLU, sigmoid, ELU, softplus, identity):
+An MLP (``MLP``, read from a decoder by ``rdfast.fastpath.capture``) is a trunk of dense layers,
+each followed by one standard activation φ_l (tanh, ReLU, leaky ReLU, sigmoid, ELU, softplus,
+identity), and one or two output heads of the same form with an affine output map s·φ + c:
 
-    a_l = h_{l−1} W_lᵀ + b_l,   h_l = φ_l(a_l),   h_0 = z,   x̂ = h_n          (l = 1..n)
+    a_l = h_{l−1} W_lᵀ + b_l,   h_l = φ_l(a_l),   h_0 = z                       (trunk, l = 1..n)
+    x̂ = s φ(h_n Wᵀ + b) + c                                                    (the mean head)
+    v = s' φ'(h_n W'ᵀ + b') + c'                    (a log-variance head: the decoder returns (x̂, v))
 
-With δ_l = ∂d/∂a_l (per row, d summed over rows has these as its gradients):
-
-    δ_n = ∂d/∂x̂ ⊙ φ_n'(a_n),   δ_{l−1} = (δ_l W_l) ⊙ φ_{l−1}'(a_{l−1}),   ∇_z d = δ_1 W_1
-
-(the last product as (W_1ᵀ δ_1ᵀ)ᵀ: for a narrow latent that orientation is several times faster).
+With δ = ∂d/∂a per row (d summed over rows has these as its gradients): a head's
+δ = ∂d/∂x̂ · s ⊙ φ'(a); the trunk's last δ_n = (Σ_heads δ W) ⊙ φ_n'(a_n);
+δ_{l−1} = (δ_l W_l) ⊙ φ_{l−1}'(a_{l−1}); ∇_z d = δ_1 W_1 (or Σ_heads δ W without a trunk), the
+last product as (W_1ᵀ δ_1ᵀ)ᵀ: for a narrow latent that orientation is several times faster.
 
 Derivatives come from the stored outputs h = φ(a): tanh 1 − h²; sigmoid h(1 − h);
 ReLU [h > 0]; leaky ReLU with slope s ≥ 0: 1 if h > 0 else s; ELU with α ≥ 0: 1 if h > 0
@@ -18,35 +20,37 @@ else h + α (= α e^a); identity 1. Softplus (β, threshold) keeps its pre-activ
 same one autograd runs, so the results agree with the generic path's to rounding.
 
 With the ``cpu`` backend and the compiled kernels (rdfast.fastpath.cpu_kernels), each layer's bias
-and activation are one fused pass after a bias-free matmul, and the output layer, the
-distortion and δ_n = ∂d/∂x̂ ⊙ φ_n' are one pass for gaussian_nll and squared_error with an
-identity, tanh or sigmoid output (float32 there uses vectorised exp/tanh, a few ulp from
-torch's). Otherwise every step is a torch op.
+and activation are one fused pass after a bias-free matmul (ELU and softplus aside), and a single
+head with an identity, tanh or sigmoid activation, its output map, any built-in distortion with a
+fixed log-variance and δ are one pass (float32 there uses vectorised exp/expm1/log1p/tanh, a few
+ulp from torch's). Otherwise every step is a torch op.
 
 Every buffer (activations, δ's, ∂d/∂x̂) is allocated once per evaluator; a call writes d and
 ∇_z d into the caller's buffers.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Optional
+
 import torch
-from torch import nn
 
 from . import cpu_kernels
 
 _aten = torch.ops.aten
 
 
-class _Activation:
+class Activation:
     """An activation's twin: ``forward_(a, h)`` h = φ(a), in place (h is a) unless
     ``keeps_input`` (φ' needs a); ``backward_(δ, a, h)`` δ ← δ ⊙ φ'(a) in place;
-    ``code``/``slope``: its compiled kernel in rdfast.fastpath.cpu_kernels (None: none)."""
+    ``code``/``param``: its compiled kernel in rdfast.fastpath.cpu_kernels (None: none)."""
 
     keeps_input = False
     code = None
-    slope = 0.0
+    param = 0.0
 
 
-class _Identity(_Activation):
+class Identity(Activation):
     code = cpu_kernels.Activation.IDENTITY
 
     def forward_(self, a, h):
@@ -56,7 +60,7 @@ class _Identity(_Activation):
         """δ ⊙ 1."""
 
 
-class _Tanh(_Activation):
+class Tanh(Activation):
     code = cpu_kernels.Activation.TANH
 
     def forward_(self, a, h):
@@ -67,7 +71,7 @@ class _Tanh(_Activation):
         _aten.tanh_backward.grad_input(delta, h, grad_input=delta)
 
 
-class _Sigmoid(_Activation):
+class Sigmoid(Activation):
     code = cpu_kernels.Activation.SIGMOID
 
     def forward_(self, a, h):
@@ -78,7 +82,7 @@ class _Sigmoid(_Activation):
         _aten.sigmoid_backward.grad_input(delta, h, grad_input=delta)
 
 
-class _ReLU(_Activation):
+class ReLU(Activation):
     code = cpu_kernels.Activation.RELU
 
     def forward_(self, a, h):
@@ -89,33 +93,39 @@ class _ReLU(_Activation):
         _aten.threshold_backward.grad_input(delta, h, 0, grad_input=delta)
 
 
-class _LeakyReLU(_Activation):
+class LeakyReLU(Activation):
+    """Negative slope s ≥ 0 (so that h > 0 iff a > 0)."""
+
     code = cpu_kernels.Activation.LEAKY_RELU
 
     def __init__(self, slope: float):
-        self.slope = slope
+        self.param = slope
 
     def forward_(self, a, h):
-        torch.nn.functional.leaky_relu_(h, self.slope)
+        torch.nn.functional.leaky_relu_(h, self.param)
 
     def backward_(self, delta, a, h):
-        """δ ⊙ (1 if h > 0 else s); with s ≥ 0, h > 0 iff a > 0."""
-        _aten.leaky_relu_backward.grad_input(delta, h, self.slope, True, grad_input=delta)
+        """δ ⊙ (1 if h > 0 else s)."""
+        _aten.leaky_relu_backward.grad_input(delta, h, self.param, True, grad_input=delta)
 
 
-class _ELU(_Activation):
+class ELU(Activation):
+    """α ≥ 0 (so that h > 0 iff a > 0)."""
+
+    code = cpu_kernels.Activation.ELU
+
     def __init__(self, alpha: float):
-        self.alpha = alpha
+        self.param = alpha
 
     def forward_(self, a, h):
-        torch.nn.functional.elu_(h, self.alpha)
+        torch.nn.functional.elu_(h, self.param)
 
     def backward_(self, delta, a, h):
         """δ ⊙ (1 if h > 0 else h + α)."""
-        _aten.elu_backward.grad_input(delta, self.alpha, 1.0, 1.0, True, h, grad_input=delta)
+        _aten.elu_backward.grad_input(delta, self.param, 1.0, 1.0, True, h, grad_input=delta)
 
 
-class _Softplus(_Activation):
+class Softplus(Activation):
     keeps_input = True
 
     def __init__(self, beta: float, threshold: float):
@@ -129,130 +139,158 @@ class _Softplus(_Activation):
         _aten.softplus_backward.grad_input(delta, a, self.beta, self.threshold, grad_input=delta)
 
 
-def _activation(module):
-    """The fast-path twin of activation ``module``, or None if it is not a supported one."""
-    kind = type(module)
-    if kind is nn.Identity:
-        return _Identity()
-    if kind is nn.Tanh:
-        return _Tanh()
-    if kind is nn.Sigmoid:
-        return _Sigmoid()
-    if kind is nn.ReLU:
-        return _ReLU()
-    if kind is nn.LeakyReLU and module.negative_slope >= 0:
-        return _LeakyReLU(float(module.negative_slope))
-    if kind is nn.ELU and module.alpha >= 0:
-        return _ELU(float(module.alpha))
-    if kind is nn.Softplus:
-        return _Softplus(float(module.beta), float(module.threshold))
-    return None
+@dataclass
+class Layer:
+    """h' = s·φ(h Wᵀ + b) + c: W [out, in], b [out] or None; (s, c) = (1, 0) in the trunk."""
+
+    weight: torch.Tensor
+    bias: Optional[torch.Tensor]
+    act: Activation
+    scale: float = 1.0
+    shift: float = 0.0
+
+    @property
+    def affine(self) -> bool:
+        return self.scale != 1.0 or self.shift != 0.0
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """The layer in torch ops, on a copy [rows, out]."""
+        a = torch.nn.functional.linear(h, self.weight, self.bias)
+        out = torch.empty_like(a) if self.act.keeps_input else a
+        self.act.forward_(a, out)
+        return out * self.scale + self.shift if self.affine else out
 
 
-def _hooked(module) -> bool:
-    return bool(module._forward_hooks or module._forward_pre_hooks)
+@dataclass
+class MLP:
+    """A trunk of layers (possibly none) and the heads: ``mean`` x̂ [rows, P] and, for a decoder
+    returning (mean, log-variance), ``logvar`` [rows, P]."""
 
+    trunk: list
+    mean: Layer
+    logvar: Optional[Layer] = None
 
-def plain_mlp_layers(decoder, dtype: torch.dtype, device: torch.device):
-    """[(W [out, in], b [out] or None, activation)] of a plain MLP decoder, else None.
+    @property
+    def heads(self) -> list:
+        return [self.mean] if self.logvar is None else [self.mean, self.logvar]
 
-    Plain: exactly ``nn.Sequential`` (not a subclass) of exact ``nn.Linear`` modules, each
-    followed by at most one supported activation (identities are skipped), no hooks, weights
-    of ``dtype`` on ``device``. Weights are detached views: no autograd graph is built.
-    """
-    if type(decoder) is not nn.Sequential or _hooked(decoder):
-        return None
-    layers = []
-    for module in decoder:
-        if _hooked(module):
-            return None
-        if type(module) is nn.Linear:
-            if module.weight.dtype != dtype or module.weight.device != device:
-                return None
-            bias = None if module.bias is None else module.bias.detach()
-            layers.append([module.weight.detach(), bias, _Identity()])
-            continue
-        act = _activation(module)
-        if act is None or not layers:
-            return None
-        if isinstance(act, _Identity):
-            continue
-        if not isinstance(layers[-1][2], _Identity):
-            return None  # two activations after one linear layer
-        layers[-1][2] = act
-    return [tuple(layer) for layer in layers] or None
+    @property
+    def latent_dim(self) -> int:
+        return (self.trunk or self.heads)[0].weight.shape[1]
+
+    def forward(self, z: torch.Tensor):
+        """The decoder's output in torch ops: x̂, or (x̂, v)."""
+        h = z
+        for layer in self.trunk:
+            h = layer.forward(h)
+        outputs = [head.forward(h) for head in self.heads]
+        return outputs[0] if self.logvar is None else tuple(outputs)
 
 
 class MLPEvaluator:
-    """d(z) [B] (float64) and ∇_z d(z) [B, K] for a plain MLP decoder and a built-in distortion.
+    """d(z) [B] (float64) and ∇_z d(z) [B, K] for an MLP decoder and a built-in distortion.
 
-    Same contract and results as ``rdfast.fastpath.Evaluator``: d and ∂d/∂x̂ from the
-    backend's distortion op (or the fused output kernel) at x̂ = f(z), then the backward above.
+    Same contract and results as ``rdfast.fastpath.Evaluator``: d and ∂d/∂x̂ (and ∂d/∂v) from the
+    backend's distortion op (or the fused output kernel) at the heads' outputs, then the backward
+    above.
     """
 
-    def __init__(self, layers, x: torch.Tensor, n_chains: int, dist, backend):
-        self.layers, self.dist, self.backend, self.n_chains = layers, dist, backend, n_chains
+    def __init__(self, net: MLP, x: torch.Tensor, n_chains: int, dist, backend):
+        self.net, self.dist, self.backend, self.n_chains = net, dist, backend, n_chains
+        self.layers = net.trunk + net.heads  # trunk layers, then the heads
+        self.n_trunk = len(net.trunk)
         self.x_flat = x.reshape(x.shape[0], -1).contiguous()  # [N, P]
         rows = x.shape[0] * n_chains
         like = dict(dtype=x.dtype, device=x.device)
         self.pre, self.out, self.delta = [], [], []
-        for W, _, act in layers:
-            out = torch.empty(rows, W.shape[0], **like)  # [B, width] h_l
+        for layer in self.layers:
+            out = torch.empty(rows, layer.weight.shape[0], **like)  # [B, width] h_l
             self.out.append(out)
-            self.pre.append(torch.empty_like(out) if act.keeps_input else out)  # [B, width] a_l
+            self.pre.append(torch.empty_like(out) if layer.act.keeps_input else out)  # [B, width] a_l
             self.delta.append(torch.empty_like(out))  # [B, width] δ_l
+        # the heads' outputs after their maps s·h + c, where a head has one: [B, P]
+        self.mapped = [torch.empty_like(self.out[self.n_trunk + i]) if head.affine else None
+                       for i, head in enumerate(net.heads)]
         compiled = backend.name == "cpu" and x.device.type == "cpu" and cpu_kernels.available()
         # per layer: its bias for the compiled kernels (zeros when it has none), or None
-        self.fused_bias = [(torch.zeros(W.shape[0], **like) if b is None else b) if compiled and act.code is not None
-                           else None for W, b, act in layers]
-        self.fused_output = (self.fused_bias[-1] is not None and dist.kind in cpu_kernels.OUTPUT_KINDS
-                             and layers[-1][2].code in cpu_kernels.OUTPUT_ACTIVATIONS)
-        self.weights_t = [W.t() for W, _, _ in layers]  # [in, out] views
-        self.grad_t = torch.empty(layers[0][0].shape[1], rows, **like)  # [K, B] ∇_z dᵀ
-        self.bias_act = [None if b is None else cpu_kernels.bias_act(act.code, act.slope, out, b)
-                         for (_, _, act), out, b in zip(layers, self.out, self.fused_bias)]
+        self.fused_bias = [(torch.zeros(l.weight.shape[0], **like) if l.bias is None else l.bias)
+                           if compiled and l.act.code is not None else None for l in self.layers]
+        self.fused_output = (net.logvar is None and self.fused_bias[-1] is not None
+                             and dist.kind in cpu_kernels.OUTPUT_KINDS and not dist.logvar_from_decoder
+                             and net.mean.act.code in cpu_kernels.OUTPUT_ACTIVATIONS)
+        self.weights_t = [l.weight.t() for l in self.layers]  # [in, out] views
+        self.grad_t = torch.empty(net.latent_dim, rows, **like)  # [K, B] ∇_z dᵀ
+        self.bias_act = [None if b is None else cpu_kernels.bias_act(l.act.code, l.act.param, out, b)
+                         for l, out, b in zip(self.layers, self.out, self.fused_bias)]
         self.output_launches = {}  # d.data_ptr() -> launch of the fused output kernel writing that d
 
     def _layer(self, l: int, h: torch.Tensor) -> torch.Tensor:
         """h_l = φ_l(h_{l−1} W_lᵀ + b_l) [B, width], keeping a_l where φ_l' needs it."""
-        _, b, act = self.layers[l]
+        layer = self.layers[l]
         Wt, a, out, fused_bias = self.weights_t[l], self.pre[l], self.out[l], self.fused_bias[l]
         if fused_bias is not None:
             torch.mm(h, Wt, out=out)
             self.bias_act[l]()
             return out
-        if b is None:
+        if layer.bias is None:
             torch.mm(h, Wt, out=a)
         else:
-            torch.addmm(b, h, Wt, out=a)
-        act.forward_(a, out)
+            torch.addmm(layer.bias, h, Wt, out=a)
+        layer.act.forward_(a, out)
         return out
 
+    def _fused_output(self, h: torch.Tensor, d: torch.Tensor) -> None:
+        """d [B] and the head's δ by the compiled output kernel, from the trunk's h_n."""
+        head, delta = self.net.mean, self.delta[-1]
+        torch.mm(h, self.weights_t[-1], out=delta)
+        launch = self.output_launches.get(d.data_ptr())
+        if launch is None:  # the launch keeps d alive, so its address is not reused while cached
+            launch = self.output_launches[d.data_ptr()] = cpu_kernels.mlp_output(
+                self.dist.kind, head.act.code, delta, self.fused_bias[-1], self.x_flat, self.dist.logvar, d,
+                self.n_chains, head.scale, head.shift)
+        launch()
+
     def _output(self, h: torch.Tensor, d: torch.Tensor) -> None:
-        """d [B] and δ_n = ∂d/∂a_n (into ``delta[-1]``) from h_{n−1}."""
-        act = self.layers[-1][2]
+        """d [B] and every head's δ = ∂d/∂a from the trunk's h_n."""
         if self.fused_output:
-            torch.mm(h, self.weights_t[-1], out=self.delta[-1])
-            launch = self.output_launches.get(d.data_ptr())
-            if launch is None:  # the launch keeps d alive, so its address is not reused while cached
-                launch = self.output_launches[d.data_ptr()] = cpu_kernels.mlp_output(
-                    self.dist.kind, act.code, self.delta[-1], self.fused_bias[-1], self.x_flat, self.dist.logvar, d,
-                    self.n_chains)
-            launch()
-            return
-        xhat = self._layer(len(self.layers) - 1, h)
-        self.backend.distortion(self.dist.kind, self.x_flat, xhat, self.dist.logvar, d, self.delta[-1], None,
-                                self.n_chains)
-        act.backward_(self.delta[-1], self.pre[-1], self.out[-1])
+            return self._fused_output(h, d)
+        heads = range(self.n_trunk, len(self.layers))
+        values = []  # the heads' outputs x̂ (and v) [B, P]
+        for i, l in enumerate(heads):
+            out, head = self._layer(l, h), self.layers[l]
+            if head.affine:
+                out = torch.add(torch.mul(out, head.scale, out=self.mapped[i]), head.shift, out=self.mapped[i])
+            values.append(out)
+        logvar = self.dist.logvar if self.net.logvar is None else values[1]
+        grad_logvar = None if self.net.logvar is None else self.delta[-1]
+        self.backend.distortion(self.dist.kind, self.x_flat, values[0], logvar, d, self.delta[self.n_trunk],
+                                grad_logvar, self.n_chains)
+        for l in heads:
+            head = self.layers[l]
+            if head.scale != 1.0:
+                self.delta[l].mul_(head.scale)
+            head.act.backward_(self.delta[l], self.pre[l], self.out[l])
+
+    def _pull(self, sources, out: torch.Tensor) -> None:
+        """out = Σ δ W over (layer index) sources: the gradient at their common input [B, in]."""
+        first, *rest = sources
+        torch.mm(self.delta[first], self.layers[first].weight, out=out)
+        for l in rest:
+            out.addmm_(self.delta[l], self.layers[l].weight)
 
     def __call__(self, z: torch.Tensor, d: torch.Tensor, g: torch.Tensor) -> None:
         """Write d(z) into ``d`` [B] and ∇_z d(z) into ``g`` [B, K]."""
         h = z.detach()
-        for l in range(len(self.layers) - 1):
+        for l in range(self.n_trunk):
             h = self._layer(l, h)
         self._output(h, d)
-        for l in range(len(self.layers) - 1, 0, -1):  # δ_{l−1} = (δ_l W_l) ⊙ φ'_{l−1}
-            torch.mm(self.delta[l], self.layers[l][0], out=self.delta[l - 1])
-            self.layers[l - 1][2].backward_(self.delta[l - 1], self.pre[l - 1], self.out[l - 1])
-        torch.mm(self.weights_t[0], self.delta[0].t(), out=self.grad_t)  # (δ_1 W_1)ᵀ: faster for narrow K
+        sources = list(range(self.n_trunk, len(self.layers)))  # the layers whose input is h_n
+        for l in range(self.n_trunk - 1, -1, -1):  # δ_l = (Σ δ W) ⊙ φ_l'
+            self._pull(sources, self.delta[l])
+            self.layers[l].act.backward_(self.delta[l], self.pre[l], self.out[l])
+            sources = [l]
+        first, *rest = sources  # ∇_z dᵀ = Σ W_1ᵀ δ_1ᵀ: faster for narrow K
+        torch.mm(self.weights_t[first], self.delta[first].t(), out=self.grad_t)
+        for l in rest:
+            self.grad_t.addmm_(self.weights_t[l], self.delta[l].t())
         g.copy_(self.grad_t.t())

@@ -39,7 +39,8 @@ class CountingDecoder(torch.nn.Module):
         self.linear, self.forward_calls, self.latent_dim = linear, 0, linear.in_features
 
     def forward(self, z):
-        self.forward_calls += 1
+        if not isinstance(z, torch.fx.Proxy):  # rdfast.fastpath.capture traces it once, symbolically
+            self.forward_calls += 1
         return _CountingVJP.apply(self.linear(z))
 
 
