@@ -148,14 +148,14 @@ def mlp_of(decoder, x: torch.Tensor):
     owner, name = found
     root = _Method(owner, name)
     try:
-        graph = fx.GraphModule(root, _Tracer().trace(root))
+        graph = _Tracer().trace(root)  # the graph's targets name attributes of root
     except Exception as exc:  # any failure of tracing user code means: not captured
         _warn(owner, name, f"torch.fx cannot trace it: {type(exc).__name__}: {exc}")
         return None
     if _hooked(root):  # an adopted module with hooks
         return None
     try:
-        net = _read(graph, x.dtype, x.device)
+        net = _read(graph, root, x.dtype, x.device)
     except _NotMLP:
         return None
     return _checked(net, decoder, x, owner, name)
@@ -248,30 +248,30 @@ def _affine(kind: str, args: tuple, kwargs: dict):
     raise _NotMLP(f"{kind} of two tensors")
 
 
-def _attribute(graph: fx.GraphModule, node) -> torch.Tensor | None:
+def _attribute(root: nn.Module, node) -> torch.Tensor | None:
     """The tensor behind a get_attr node (None stays None)."""
     if node is None:
         return None
     if not (isinstance(node, fx.Node) and node.op == "get_attr"):
         raise _NotMLP("F.linear with computed weights")
-    value = graph
+    value = root
     for part in node.target.split("."):
         value = getattr(value, part)
     return value
 
 
-def _linear(graph, node):
+def _linear(root, node):
     """(_Linear, input node) of F.linear(input, weight, bias=None)."""
     names = ("input", "weight", "bias")
     values = {"bias": None, **dict(zip(names, node.args)), **node.kwargs}
-    return _Linear(_attribute(graph, values["weight"]), _attribute(graph, values["bias"])), values["input"]
+    return _Linear(_attribute(root, values["weight"]), _attribute(root, values["bias"])), values["input"]
 
 
-def _recognise(graph: fx.GraphModule, node: fx.Node):
+def _recognise(root: nn.Module, node: fx.Node):
     """(op, input node, nodes consumed besides ``node``) of a node on the chain."""
     args, kwargs = node.args, node.kwargs
     if node.op == "call_module":
-        module = graph.get_submodule(node.target)
+        module = root.get_submodule(node.target)
         if len(args) != 1 or kwargs:
             raise _NotMLP(f"module {node.target} called with more than its input")
         if type(module) is nn.Linear:
@@ -285,7 +285,7 @@ def _recognise(graph: fx.GraphModule, node: fx.Node):
     if node.op == "call_function":
         target = node.target
         if target is F.linear:
-            op, source = _linear(graph, node)
+            op, source = _linear(root, node)
             return op, source, ()
         if target in _ACTIVATION_FUNCTIONS:
             return _Act(_activation(_ACTIVATION_FUNCTIONS[target], args[1:], kwargs)), args[0], ()
@@ -318,14 +318,14 @@ def _is_chunk(node: fx.Node) -> bool:
     return values.get("chunks") == 2 and values["dim"] in (1, -1)
 
 
-def _chain(graph: fx.GraphModule, node, seen: set) -> list:
+def _chain(root: nn.Module, node, seen: set) -> list:
     """The recognised ops from the input to ``node``, in order, as (node, op); adds their nodes
     to ``seen``."""
     ops = []
     while not (isinstance(node, fx.Node) and node.op == "placeholder"):
         if not isinstance(node, fx.Node):
             raise _NotMLP("an output that is not computed from z")
-        op, source, consumed = _recognise(graph, node)
+        op, source, consumed = _recognise(root, node)
         ops.append((node, op))
         seen.update((node, *consumed))
         node = source
@@ -346,19 +346,19 @@ def _shape_query(node: fx.Node, memo: dict) -> bool:
     return memo[node]
 
 
-def _read(graph: fx.GraphModule, dtype: torch.dtype, device: torch.device) -> mlp.MLP:
-    """The MLP of a traced graph (raises _NotMLP)."""
-    (output,) = [n for n in graph.graph.nodes if n.op == "output"]
+def _read(graph: fx.Graph, root: nn.Module, dtype: torch.dtype, device: torch.device) -> mlp.MLP:
+    """The MLP of a graph traced from ``root`` (raises _NotMLP)."""
+    (output,) = [n for n in graph.nodes if n.op == "output"]
     result = output.args[0]
     seen = set()
     if isinstance(result, (tuple, list)):
         if len(result) != 2:
             raise _NotMLP("a tuple output that is not (mean, logvar)")
-        chains = [_chain(graph, r, seen) for r in result]
+        chains = [_chain(root, r, seen) for r in result]
     else:
-        chains = [_chain(graph, result, seen)]
+        chains = [_chain(root, result, seen)]
     memo = {}
-    for node in graph.graph.nodes:
+    for node in graph.nodes:
         if node.op in ("placeholder", "output", "get_attr") or node in seen or _shape_query(node, memo):
             continue
         raise _NotMLP(f"operation {node.name} is off the layer chain")
