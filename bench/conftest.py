@@ -1,14 +1,15 @@
 """Benchmark session set-up: fixed thread count for every library, bench/ importable, item order.
 
-Threads: ``RDFAST_BENCH_THREADS`` (default 1, the most stable on a shared machine) for
-torch's intra-op pool and OpenMP (set before torch is imported, so the compiled extension's
-OpenMP runtime sees it too). Items run repeat by repeat, each repeat measuring every provider
+Threads: ``RDFAST_BENCH_THREADS`` (a count, or ``all`` for every core this process may use;
+default 1, the most stable on a shared machine) for torch's intra-op pool and OpenMP (set before
+torch is imported, so the compiled extension's OpenMP runtime sees it too). Items run repeat by repeat, each repeat measuring every provider
 of a configuration in turn, so that slow drifts of a shared machine hit all providers alike.
 """
 import os
 import sys
 
-THREADS = int(os.environ.get("RDFAST_BENCH_THREADS", "1"))
+_THREADS = os.environ.get("RDFAST_BENCH_THREADS", "1")
+THREADS = len(os.sched_getaffinity(0)) if _THREADS == "all" else int(_THREADS)
 os.environ["OMP_NUM_THREADS"] = str(THREADS)
 os.environ["MKL_NUM_THREADS"] = str(THREADS)
 sys.path.insert(0, os.path.dirname(__file__))

@@ -2,20 +2,21 @@
 
 Providers:
     rdfast-cpu, rdfast-torch   rdfast.ais over ``block`` transitions with that backend (the
-                               whole public call: set-up, one initial evaluation, the loop)
+                               whole public call: decoder capture, set-up, one initial
+                               evaluation, the loop), on the decoder as the configuration writes it
     published                  bench.published.PublishedAIS: ``block`` transitions
     floor-autograd             per transition L × (decoder forward + autograd input-gradient VJP)
     floor-mm                   per transition L × the decoder's matrix products alone (forward
                                h W_lᵀ and backward δ W_l for every layer), torch.mm into
                                preallocated outputs; the input-gradient product δ_1 W_1 as
-                               (W_1ᵀ δ_1ᵀ), its faster orientation for a narrow latent (as rdfast.fastpath.mlp)
+                               (W_1ᵀ δ_1ᵀ), its faster orientation for a narrow latent (as rdfast.fastpath.mlp);
+                               dense decoders only
 """
 from __future__ import annotations
 
 import torch
 
 import rdfast
-from configs import LOGVAR
 from published import PublishedAIS
 
 PROVIDERS = ("rdfast-cpu", "rdfast-torch", "published", "floor-autograd", "floor-mm")
@@ -27,28 +28,34 @@ def available(provider: str) -> bool:
     return True
 
 
+def applies(cfg, provider: str) -> bool:
+    """Whether ``provider`` measures something for ``cfg`` (floor-mm: dense layers only)."""
+    return provider != "floor-mm" or cfg.mlp_like
+
+
 def _rdfast(cfg, backend, device, cuda_graphs):
     decoder, x = cfg.decoder(device), cfg.data(device)
     schedule = rdfast.schedules.sigmoid(cfg.block, beta_max=1.0)
 
     def run():
-        result = rdfast.ais(decoder, x, schedule, distortion="gaussian_nll", logvar=LOGVAR, n_chains=cfg.n_chains,
-                            leapfrog_steps=cfg.leapfrog_steps, record=1, seed=0, backend=backend,
-                            cuda_graphs=cuda_graphs)
+        result = rdfast.ais(decoder, x, schedule, distortion=cfg.distortion, logvar=cfg.logvar,
+                            latent_dim=cfg.latent_dim, n_chains=cfg.n_chains, leapfrog_steps=cfg.leapfrog_steps,
+                            record=1, seed=0, backend=backend, cuda_graphs=cuda_graphs)
         assert result.config["cuda_graphs"] is bool(cuda_graphs)
     return run
 
 
 def _published(cfg, device):
-    ais = PublishedAIS(cfg.decoder(device), cfg.data(device), cfg.n_chains, LOGVAR, cfg.leapfrog_steps)
+    ais = PublishedAIS(cfg.decoder(device), cfg.data(device), cfg.latent_dim, cfg.n_chains, cfg.distortion, cfg.logvar,
+                       cfg.leapfrog_steps)
     betas = torch.linspace(0.0, 1.0, cfg.block + 1).tolist()
     return lambda: ais.run(betas)
 
 
 def _floor_autograd(cfg, device):
     decoder = cfg.decoder(device)
-    z = torch.randn(cfg.rows, cfg.sizes[0], dtype=decoder[0].weight.dtype, device=device)  # [B, K]
-    grad_out = torch.randn(cfg.rows, cfg.sizes[-1], dtype=z.dtype, device=device)  # [B, P]
+    z = torch.randn(cfg.rows, cfg.latent_dim, dtype=cfg.data().dtype, device=device)  # [B, K]
+    grad_out = torch.randn_like(decoder(z))  # [B, *event]
 
     def run():
         for _ in range(cfg.block * cfg.leapfrog_steps):
@@ -58,8 +65,7 @@ def _floor_autograd(cfg, device):
 
 
 def _floor_mm(cfg, device):
-    decoder = cfg.decoder(device)
-    weights = [m.weight.detach() for m in decoder if isinstance(m, torch.nn.Linear)]  # [out, in]
+    weights = [m.weight for m in cfg.sequential(device) if isinstance(m, torch.nn.Linear)]  # [out, in]
     like = dict(dtype=weights[0].dtype, device=device)
     acts = [torch.randn(cfg.rows, w, **like) for w in cfg.sizes]  # [B, width] per layer
     deltas = [torch.empty_like(a) for a in acts]

@@ -5,6 +5,9 @@ temperature t, with the Gaussian constants included:
 
     log f_t(z) = log N(z; 0, I) + t · log N(x; f(z), σ² I)
 
+or, for Bernoulli logits (the common open-source VAE BDMC loop, same structure),
+t · Σ_j −BCE-with-logits(f(z)_j, x_j) as the likelihood term.
+
 Per transition (t0 → t1), for N = C·B chains tiled chain-major (row c·B + b holds item b):
 
     log w += log f_t1(z) − log f_t0(z)                      2 forwards, no grad
@@ -27,6 +30,7 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.nn import functional as F
 
 
 def log_normal(x, mean, logvar):
@@ -38,14 +42,18 @@ def log_normal(x, mean, logvar):
 
 
 class PublishedAIS:
-    """State and transitions of the published loop for data x [B, D] and C chains per item."""
+    """State and transitions of the published loop for data x [B, D], latent size k, C chains per
+    item and a distortion ("gaussian_nll" with log-variance ``logvar``, or "bernoulli_nll")."""
 
-    def __init__(self, decoder, x, n_chains: int, logvar: float, leapfrog_steps: int, seed: int = 6):
+    def __init__(self, decoder, x, latent_dim: int, n_chains: int, distortion: str, logvar, leapfrog_steps: int,
+                 seed: int = 6):
+        if distortion not in ("gaussian_nll", "bernoulli_nll"):
+            raise ValueError(f"distortion: the published loop has gaussian_nll and bernoulli_nll, got {distortion!r}")
         torch.manual_seed(seed)
-        self.decoder, self.L, self.logvar = decoder, leapfrog_steps, logvar
+        self.decoder, self.L, self.logvar, self.distortion = decoder, leapfrog_steps, logvar, distortion
         B, D = x.shape
         self.x = x.unsqueeze(0).repeat(n_chains, 1, 1).view(-1, D)  # [N, D] chain-major
-        self.N, self.k = n_chains * B, decoder[0].in_features
+        self.N, self.k = n_chains * B, latent_dim
         self.like = dict(dtype=x.dtype, device=x.device)
         self.z = torch.randn(self.N, self.k, **self.like)  # [N, k]
         self.logw = torch.zeros(self.N, **self.like)
@@ -56,10 +64,14 @@ class PublishedAIS:
 
     def log_target(self, z, t):
         """log f_t(z) [N]."""
-        mean = self.decoder(z)
-        lv = torch.zeros(self.N, self.x.shape[1], **self.like) + self.logvar  # [N, D]
+        mean = self.decoder(z).reshape(self.N, -1)
         prior = log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
-        return prior + t * log_normal(self.x, mean, lv)
+        if self.distortion == "bernoulli_nll":
+            loglik = -F.binary_cross_entropy_with_logits(mean, self.x, reduction="none").sum(1)
+        else:
+            lv = torch.zeros(self.N, self.x.shape[1], **self.like) + self.logvar  # [N, D]
+            loglik = log_normal(self.x, mean, lv)
+        return prior + t * loglik
 
     def kinetic(self, v):
         """K(v) = −log N(v; 0, I)."""
