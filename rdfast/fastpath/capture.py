@@ -6,8 +6,8 @@ through nested modules, and recognises, as modules, torch/F functions or tensor 
     dense layer   nn.Linear (or a subclass that calls F.linear), F.linear on parameters
     activation    tanh, sigmoid, relu, leaky_relu (slope ≥ 0), elu (α ≥ 0), softplus, identity
     affine map    h·s, s·h, h/s, h + c, c + h, h − c, c − h, −h with Python numbers s, c
-    reshape       view, reshape, flatten, unflatten, contiguous (rows stay rows: checked below);
-                  nn.Identity and dropout modules in eval mode are identities too
+    reshape       view, reshape, flatten, unflatten, contiguous, nn.Flatten, nn.Unflatten (rows
+                  stay rows: checked below); nn.Identity and dropout in eval mode are identities too
     two heads     a (mean, log-variance) tuple: two dense heads on a shared trunk, or one dense
                   layer cut in two by chunk(2, dim=1)
 
@@ -190,6 +190,7 @@ _SHAPE_METHODS = {"size", "dim", "numel"}
 _SHAPE_ATTRIBUTES = {"shape", "ndim", "dtype", "device"}
 _RESHAPE_METHODS = {"view", "reshape", "flatten", "unflatten", "contiguous"}
 _RESHAPE_FUNCTIONS = {torch.reshape, torch.flatten, torch.unflatten}
+_RESHAPE_MODULES = {nn.Identity, nn.Flatten, nn.Unflatten}
 _DROPOUT = {nn.Dropout, nn.Dropout1d, nn.AlphaDropout}  # the identity in eval mode
 _SCALAR_OPS = {operator.getitem, operator.add, operator.sub, operator.mul, operator.floordiv, operator.neg}
 
@@ -276,7 +277,7 @@ def _recognise(root: nn.Module, node: fx.Node):
             raise _NotMLP(f"module {node.target} called with more than its input")
         if type(module) is nn.Linear:
             return _Linear(module.weight, module.bias), args[0], ()
-        if type(module) is nn.Identity or (type(module) in _DROPOUT and not module.training):
+        if type(module) in _RESHAPE_MODULES or (type(module) in _DROPOUT and not module.training):
             return _Reshape(), args[0], ()
         if type(module) in _ACTIVATION_MODULES:
             name, params = _ACTIVATION_MODULES[type(module)]

@@ -111,6 +111,8 @@ FORMS = {
     "sequential": (lambda: nn.Sequential(nn.Linear(K, 9), nn.Tanh(), nn.Linear(9, P), nn.Sigmoid()),
                    lambda m: m, "gaussian_nll", lambda m: -1.0, (P,)),
     "linear": (lambda: nn.Linear(K, P), lambda m: m, "squared_error", None, (P,)),
+    "sequential-unflatten": (lambda: nn.Sequential(nn.Linear(K, 9), nn.ELU(), nn.Linear(9, P), nn.Unflatten(1, (1, P))),
+                             lambda m: m, "bernoulli_nll", None, (1, P)),
     "vae-decoder": (lambda: VAEDecoder(K, P, hidden=11), lambda m: m, "gaussian_nll", lambda m: m.logvar, (P,)),
     "decode-method": (VAE50, lambda m: m.decode, "bernoulli_nll", None, (P,)),
     "maps-and-reshape": (MapsAndReshape, lambda m: m, "squared_error", None, (1, P)),
