@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..runtime.distributed import resolve
+from ..runtime.progress import bar_label
 from ..runtime.validation import check_data, check_int, infer_latent_dim
 from . import priors, rng, schedules
 from .annealing import anneal_items
@@ -249,13 +250,13 @@ def bdmc(decoder, betas, n_data: int | None = None, schedule=None, steps=None, *
         seeds = [second_round_seed(run.seed + 4 * j + i) for i in range(3)]
 
         def part(tag, index, name):
-            return run.part(f"b{j}.{tag}", seed=seeds[index], label=f"bdmc β={b:.3g} {name}")
+            return run.part(f"b{j}.{tag}", seed=seeds[index], label=bar_label(run.label or "bdmc", f"β={b:.3g}", name))
 
-        tune = anneal_items(sharded, problem, path, hmc, part("tune", 0, "tuning"))
+        tune = anneal_items(sharded, problem, path, hmc, part("tune", 0, "round 1/2 (tuning)"))
         path2 = schedules.thermodynamic(tune.tuning, path.numel() - 1) if tuned_schedule else path
         frozen = hmc.frozen(tune.tuning)
-        fwd = anneal_items(sharded, problem, path2, frozen, part("fwd", 1, "forward"))
-        rev = anneal_items(sharded, problem, path2.flip(0).contiguous(), frozen, part("rev", 2, "reverse"),
+        fwd = anneal_items(sharded, problem, path2, frozen, part("fwd", 1, "round 2/2 forward"))
+        rev = anneal_items(sharded, problem, path2.flip(0).contiguous(), frozen, part("rev", 2, "round 2/2 reverse"),
                            initial=z_star)
         out["lower"].append(fwd.log_z[-1])
         out["upper"].append(-rev.log_z[-1])

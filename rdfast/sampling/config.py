@@ -189,6 +189,10 @@ class RunConfig:
         return cls(resolve_seed(seed, generator), record, backend, batch_size, progress, checkpoint,
                    checkpoint_every, resume, cuda_graphs, label)
 
+    def named(self, default: str) -> "RunConfig":
+        """This run with ``default`` as its progress bars' name unless the caller named them."""
+        return dataclasses.replace(self, label=self.label or default)
+
     def replace(self, **changes) -> "RunConfig":
         return dataclasses.replace(self, **changes)
 

@@ -118,7 +118,7 @@ def log_likelihood(decoder, x, steps=None, *, schedule=None, distortion="gaussia
         if distortion == "bernoulli_nll" and ((problem.x < 0) | (problem.x > 1)).any():
             raise ValueError("x: bernoulli_nll needs data in [0, 1] (binarised images: 0 or 1)")
         hmc = HMCConfig.of(n_chains=n_chains, leapfrog_steps=leapfrog_steps, **{**TUNED_HMC, **hmc_kw})
-        run = RunConfig.of(seed=seed, generator=generator, **{"record": 1, **run_kw})
+        run = RunConfig.of(seed=seed, generator=generator, **{"record": 1, **run_kw}).named("log p(x)")
         return problem, loglik_path(schedule, steps), hmc, run
 
     problem, path, hmc, run = checked_on_every_rank(distributed, device_of(x), check)
