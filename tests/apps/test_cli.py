@@ -51,7 +51,8 @@ def test_demo_quick_end_to_end(tmp_path):
         assert len(curve["beta"]) == len(curve["rate"]) == len(curve["distortion"]) > 1
         assert np.isfinite(curve["rate"]).all() and np.isfinite(curve["distortion"]).all()
     assert np.isfinite(results["models"]["VAE k=10"]["log_likelihood"]["mean"])
-    assert len(results["models"]["VAE k=10"]["bdmc"]["gap"]) == 3
+    assert len(results["models"]["VAE k=10"]["bdmc"]["gap"]) == len(results["settings"]["bdmc_betas"]) == 4
+    assert {"seed", "backend", "hmc", "n_chains", "steps", "leapfrog_steps", "schedule"} <= set(results["settings"])
     for name in ("rd_curves.png", "bdmc.png", "reconstructions.png"):
         assert_png(tmp_path / "out" / name)
     # a second run reloads the trained models instead of training again
