@@ -34,9 +34,10 @@ from . import metrics, priors, rng
 from .config import DEFAULT_ADAPT, HMCConfig, Problem, RunConfig
 from .hmc import HMC, ChainState
 from .records import FIELDS, Recorder
+from .rotation import BasisEstimator, Rotation
 from .result import AISResult
 from .schedules import validate as validate_schedule
-from .tuning import Replay, Tuner, Tuning, knot_boundaries
+from .tuning import Replay, Tuner, Tuning, basis_refresh_knots, knot_boundaries
 
 DIVERGENCE_WARN_FRACTION = 0.01
 
@@ -80,8 +81,10 @@ def ais(decoder, x, schedule, *, distortion="gaussian_nll", logvar=None, prior=N
         two-round protocol (``rd_curve``) tunes in round 1 and replays;
     tuning: a ``Tuning`` (or a tuning run's AISResult): step sizes (and a diagonal metric) as
         functions of β, fixed before the run, so E[Ẑ] = Z holds (``rdfast.sampling.tuning``);
-    metric: "identity" or "diagonal" (per item, M⁻¹(β) = 1/(λ0 + β h); h estimated from the
-        chains while annealing, or replayed from ``tuning``; ``rdfast.sampling.metrics``);
+    metric: "identity", "diagonal" (per item, M⁻¹(β) = 1/(λ0 + β h); h estimated from the
+        chains while annealing, or replayed from ``tuning``; ``rdfast.sampling.metrics``) or
+        "dense" (the diagonal one in a per-item basis Q tuned from the chains' gradients, i.e.
+        M⁻¹ = Q diag(m) Qᵀ; standard normal prior only; ``rdfast.sampling.rotation``);
     jitter: j in [0, 1): each transition of each chain uses ε·U(1 − j, 1 + j);
     record: number of evenly spaced transitions to record (the last included) or indices;
     seed / generator: make the run reproducible; the random numbers of item n depend only on
@@ -225,9 +228,12 @@ class Annealer:
     def seconds(self) -> float:
         return self.ckpt.previous_seconds + time.monotonic() - self.ckpt.started
 
-    def _fresh(self, kernel: HMC, keys, x, initial, recorder) -> tuple:
-        """The chains' state at β = 0 (checked finite), the rule's state, k = 0 (recorded if asked)."""
+    def _fresh(self, kernel: HMC, keys, x, initial, recorder, rotation) -> tuple:
+        """The chains' state at β = 0 (checked finite; in u = Qᵀz with a ``rotation``), the rule's
+        state, k = 0 (recorded if asked)."""
         z = initial_states(kernel.path, keys, self.problem.latent_dim, x.dtype, initial)
+        if rotation is not None:
+            z = rotation.to_u(z)
         try:
             state = kernel.init(z, self.step_size)
         except RuntimeError as exc:
@@ -250,20 +256,30 @@ class Annealer:
         n, M, K, dev = x.shape[0], hmc.n_chains, problem.latent_dim, x.device
         keys = rng.Keys(self.run_config.seed, torch.arange(offset + lo, offset + hi, device=dev), M)
         path = problem.path(lo, hi, M, self.prior_precision)
-        model = metrics.PrecisionModel(path, n, M, K, x.dtype, dev) if hmc.metric == "diagonal" else None
-        kernel = HMC(make_evaluator(problem.decoder, x, M, problem.distortion, be), be,
-                     metrics.IdentityMetric() if model is None else model.metric, hmc.leapfrog_steps, path, keys,
-                     hmc.jitter)
+        model = metrics.PrecisionModel(path, n, M, K, x.dtype, dev) if hmc.metric != "identity" else None
+        evaluate = make_evaluator(problem.decoder, x, M, problem.distortion, be)
+        tuning = None if hmc.tuning is None else hmc.tuning.select(slice(lo, hi))
+        rotation = None
+        if hmc.metric == "dense":  # the chains move in u = Qᵀz: identity in round 1 until tuned, round 1's Q in round 2
+            basis = torch.eye(K, dtype=torch.float64, device=dev).repeat(n, 1, 1) if tuning is None \
+                else tuning.rotation.to(device=dev, dtype=torch.float64)
+            rotation = Rotation(basis, M)
+            evaluate = rotation.evaluator(evaluate)
+        kernel = HMC(evaluate, be, metrics.IdentityMetric() if model is None else model.metric, hmc.leapfrog_steps,
+                     path, keys, hmc.jitter)
         rule = hmc.rule()
         recorder = Recorder(self.rec.numel(), n, M, dev)
-        if hmc.tuning is None:  # round 1: watch and tune
-            tuner, replay = Tuner(self.path, knot_boundaries(T), n, M, dev, model), None
+        estimator, refresh = None, set()
+        if tuning is None:  # round 1: watch and tune
+            tuner, replay = Tuner(self.path, knot_boundaries(T), n, M, dev, model, rotation), None
             bounds = tuner.boundaries
+            if rotation is not None:
+                estimator, refresh = BasisEstimator(n, M, K, dev), basis_refresh_knots(bounds.numel() - 1)
         else:  # round 2: replay the frozen tuning along this path
-            tuner, replay = None, Replay(hmc.tuning.select(slice(lo, hi)), self.path, M, dev)
+            tuner, replay = None, Replay(tuning, self.path, M, dev)
             bounds = replay.bounds
         if saved is None:
-            state, rule_state, k = self._fresh(kernel, keys, x, initial, recorder)
+            state, rule_state, k = self._fresh(kernel, keys, x, initial, recorder, rotation)
         else:
             state, rule_state, k = ChainState.from_dict(saved["chains"]), saved["rule"], saved["k"]
             recorder.load(saved["records"])
@@ -271,12 +287,18 @@ class Annealer:
                 tuner.load(saved["tuner"])
             if model is not None:
                 model.load(saved["metric"])
+            if estimator is not None:
+                estimator.load(saved["basis"])
+                rotation.basis.copy_(saved["rotation"])
         clock = DeviceClock(self.path, k, dev)
         transition = kernel.transition(state, clock)
+        grad_z = None if estimator is None else torch.empty_like(state.g)  # [B, K]
 
         def body():
             if tuner is not None:
                 tuner.observe(state, clock.beta - clock.dbeta)  # the state targets the previous β
+            if estimator is not None:
+                estimator.observe(rotation.to_z(state.g, grad_z))
             if model is not None:
                 model.refresh(clock.beta)
             transition.step()
@@ -291,13 +313,19 @@ class Annealer:
             runner.run(seg.length)
             if tuner is not None and seg.closes_knot is not None:
                 tuner.close(seg.closes_knot)
+                if seg.closes_knot in refresh:  # a better basis: rotate the chains (and what is tuned) into it
+                    change = rotation.change_to(estimator.basis(), state.z, state.g)
+                    model.rotate(change)
+                    tuner.rotate(change, seg.closes_knot)
             if seg.record:
                 recorder.record(be, seg.end, self.beta_list[seg.end], state.logw, state.d, state.n_accept)
             self.progress.update(seg.length)
             if seg.end < T and (seg.checkpoint or self.ckpt.due_by_time()):
                 self.ckpt.save(parts, offset + lo, dict(
                     k=seg.end, chains=state.to_dict(), rule=rule_state, records=recorder.to_dict(),
-                    tuner=None if tuner is None else tuner.to_dict(), metric=None if model is None else model.to_dict()),
+                    tuner=None if tuner is None else tuner.to_dict(), metric=None if model is None else model.to_dict(),
+                    basis=None if estimator is None else estimator.to_dict(),
+                    rotation=None if rotation is None else rotation.basis),
                     self.seconds())
         self.graphs_used = self.graphs_used or runner.captured
         if runner.capture_failed:  # the decoder cannot be captured: later batches and runs go eagerly at once
@@ -305,7 +333,8 @@ class Annealer:
             remember_uncapturable(problem.decoder)
         out = {name: value.cpu() for name, value in recorder.values.items()}
         out.update(acceptance=(state.n_accept.view(n, M).sum(1).double() / (M * max(T, 1))).cpu(),
-                   divergences=state.n_diverge.view(n, M).sum(1).cpu(), z=state.z.view(n, M, K).cpu(),
+                   divergences=state.n_diverge.view(n, M).sum(1).cpu(),
+                   z=(state.z if rotation is None else rotation.to_z(state.z)).view(n, M, K).cpu(),
                    log_w=state.logw.view(n, M).cpu())
         if tuner is not None:
             out["tuning"] = tuner.tuning().to_dict()
@@ -318,6 +347,6 @@ def _initial_step_size(problem: Problem, hmc: HMCConfig, prior_precision: torch.
     K, L, target = problem.latent_dim, hmc.leapfrog_steps, hmc.target_accept
     if problem.encoder is None:
         return adaptation.initial_step_size(problem.prior, K, L, target,
-                                            1.0 / prior_precision if hmc.metric == "diagonal" else None)
+                                            1.0 / prior_precision if hmc.metric != "identity" else None)
     unit = adaptation.initial_step_size(priors.StandardNormal(K), K, L, target)
-    return unit if hmc.metric == "diagonal" else unit * float(torch.exp(0.5 * problem.q_logvar).median())
+    return unit if hmc.metric != "identity" else unit * float(torch.exp(0.5 * problem.q_logvar).median())

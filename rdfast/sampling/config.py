@@ -87,7 +87,7 @@ def encode(encoder, x: torch.Tensor, latent_dim: int) -> tuple:
     return mean.to(x).contiguous(), logvar.to(x).contiguous()
 
 
-METRICS = ("identity", "diagonal")
+METRICS = ("identity", "diagonal", "dense")
 # The HMC settings of the tuned two-round protocol (rd_curve, bdmc): chosen by measurement,
 # docs/accuracy.md (bench/accuracy.py)
 TUNED_HMC = dict(step_size="auto", adapt="prob", metric="diagonal", jitter=0.5)
@@ -141,6 +141,10 @@ class HMCConfig:
         return adaptation.make(self.adapt, self.target_accept)
 
     def check_against(self, path: torch.Tensor, problem: Problem) -> None:
+        if self.metric == "dense" and (problem.encoder is not None
+                                       or not getattr(problem.prior, "is_standard_normal", False)):
+            raise ValueError("metric: 'dense' rotates the chains' coordinates, which needs a rotation-invariant "
+                             "path: the standard normal prior without an encoder; use metric='diagonal'")
         if self.tuning is not None:
             self.tuning.check_against(path, problem.x.shape[0], problem.latent_dim, self.metric)
 

@@ -280,7 +280,7 @@ def _bad_cases():
         (dict(decoder=dec, x=x, schedule=SCHED, backend="nope", logvar=-0.5), ValueError, "backend"),
         (dict(decoder=dec, x=x, schedule=SCHED, batch_size=0, **ok), ValueError, "batch_size"),
         (dict(decoder=dec, x=x, schedule=SCHED, tuning="x", **ok), TypeError, "tuning"),
-        (dict(decoder=dec, x=x, schedule=SCHED, metric="dense", **ok), ValueError, "metric"),
+        (dict(decoder=dec, x=x, schedule=SCHED, metric="full", **ok), ValueError, "metric"),
         (dict(decoder=dec, x=x, schedule=SCHED, jitter=1.0, **ok), ValueError, "jitter"),
         (dict(decoder=dec, x=x, schedule=SCHED, jitter=-0.1, **ok), ValueError, "jitter"),
         (dict(decoder=dec, x=x, schedule=SCHED, step_size="big", **ok), ValueError, "step_size"),
