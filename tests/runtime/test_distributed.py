@@ -6,7 +6,7 @@ Results are compared bit for bit (torch.equal): random numbers are keyed by glob
 the fused ops treat rows independently, and the decoder (``RowwiseLinear``) does too, so no
 tolerance is needed. (A BLAS decoder such as nn.Linear may round a row differently in a shard of
 a few rows: then ranks agree to rounding, see docs/distributed.md.) The file runs itself as the worker:
-``python tests/test_distributed.py OUT_DIR`` with torchrun's environment variables.
+``python tests/runtime/test_distributed.py OUT_DIR`` with torchrun's environment variables.
 """
 import os
 import socket
