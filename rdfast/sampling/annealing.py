@@ -84,7 +84,8 @@ def ais(decoder, x, schedule, *, distortion="gaussian_nll", logvar=None, prior=N
     metric: "identity", "diagonal" (per item, M⁻¹(β) = 1/(λ0 + β h); h estimated from the
         chains while annealing, or replayed from ``tuning``; ``rdfast.sampling.metrics``) or
         "dense" (the diagonal one in a per-item basis Q tuned from the chains' gradients, i.e.
-        M⁻¹ = Q diag(m) Qᵀ; standard normal prior only; ``rdfast.sampling.rotation``);
+        M⁻¹ = Q diag(m) Qᵀ; standard normal prior only; ``rdfast.sampling.rotation``) or "auto"
+        ("dense" with the standard normal prior and no encoder, else "diagonal");
     jitter: j in [0, 1): each transition of each chain uses ε·U(1 − j, 1 + j);
     record: number of evenly spaced transitions to record (the last included) or indices;
     seed / generator: make the run reproducible; the random numbers of item n depend only on
@@ -127,6 +128,7 @@ def anneal_items(distributed, problem: Problem, path: torch.Tensor, hmc: HMCConf
     """``anneal`` over all items of the problem, sharded over the ranks when ``distributed`` asks
     for it (``rdfast.runtime.distributed.map_items``); a replayed tuning and initial states go with
     their items. Returns the AISResult of all items (None on ranks other than 0 with "rank0")."""
+    hmc = hmc.resolved(problem)
     hmc.check_against(path, problem)
 
     def run_items(start, stop, *, seed, show_progress, checkpoint=None, resume=None):
@@ -149,6 +151,7 @@ def anneal(problem: Problem, path: torch.Tensor, hmc: HMCConfig, run: RunConfig,
     started = time.monotonic()
     x, K, M = problem.x, problem.latent_dim, hmc.n_chains
     N, T = x.shape[0], path.numel() - 1
+    hmc = hmc.resolved(problem)
     hmc.check_against(path, problem)
     if initial is not None and tuple(initial.shape) not in ((N, K), (N, M, K)):
         raise ValueError(f"initial: expected shape {(N, K)} or {(N, M, K)}, got {tuple(initial.shape)}")

@@ -268,7 +268,7 @@ def bdmc(decoder, betas, n_data: int | None = None, schedule=None, steps=None, *
     config = dict(n_data=n_data, data="given" if data is not None else "simulated", n_chains=n_chains,
                   leapfrog_steps=leapfrog_steps, distortion=distortion,
                   seed=run.seed, steps=steps if schedule is None else "schedule", backend=fwd.config["backend"],
-                  adapt=hmc.adapt, metric=hmc.metric, jitter=hmc.jitter, tuned_schedule=bool(tuned_schedule))
+                  adapt=hmc.adapt, metric=fwd.config["metric"], jitter=hmc.jitter, tuned_schedule=bool(tuned_schedule))
     result = BDMCResult(beta=torch.tensor(beta_list, dtype=torch.float64), acceptance=out.pop("acceptance").mean(1),
                         divergences=out.pop("divergences").sum(1), **out, config=config)
     return result if ranks is None else ranks.deliver(result)

@@ -87,18 +87,20 @@ def encode(encoder, x: torch.Tensor, latent_dim: int) -> tuple:
     return mean.to(x).contiguous(), logvar.to(x).contiguous()
 
 
-METRICS = ("identity", "diagonal", "dense")
-# The HMC settings of the tuned two-round protocol (rd_curve, bdmc): chosen by measurement,
-# docs/accuracy.md (bench/accuracy.py)
-TUNED_HMC = dict(step_size="auto", adapt="prob", metric="diagonal", jitter=0.5)
+METRICS = ("identity", "diagonal", "dense", "auto")
+# The HMC settings of the tuned two-round protocol (rd_curve, bdmc, log_likelihood): chosen by
+# measurement, docs/accuracy.md (bench/accuracy.py)
+TUNED_HMC = dict(step_size="auto", adapt="prob", metric="auto", jitter=0.5)
 
 
 @dataclass(frozen=True)
 class HMCConfig:
     """The transition and its tuning: M chains per item, L leapfrog steps, the initial step size
     ε0 ("auto": found on the prior at β = 0, ``adapt.initial_step_size``), the acceptance target,
-    the step-size rule of round 1 (``rdfast.sampling.adapt``), the metric ("identity", or
-    "diagonal": a per-item precision model tuned from the chains, ``metrics.PrecisionModel``),
+    the step-size rule of round 1 (``rdfast.sampling.adapt``), the metric ("identity";
+    "diagonal": a per-item precision model tuned from the chains, ``metrics.PrecisionModel``;
+    "dense": that model in a per-item basis tuned from the chains, ``rdfast.sampling.rotation``;
+    "auto": "dense" where the path allows it, else "diagonal", ``resolved``),
     the step-size jitter j ∈ [0, 1), or the frozen ``tuning`` of a tuning round (then ``adapt``
     is None and the metric, if diagonal, is replayed too)."""
 
@@ -139,6 +141,14 @@ class HMCConfig:
     def rule(self):
         """The step-size rule of this run (None: frozen)."""
         return adaptation.make(self.adapt, self.target_accept)
+
+    def resolved(self, problem: Problem) -> "HMCConfig":
+        """This configuration with metric "auto" made concrete for ``problem``: "dense" where the
+        path is rotation-invariant (the standard normal prior, no encoder), else "diagonal"."""
+        if self.metric != "auto":
+            return self
+        invariant = problem.encoder is None and getattr(problem.prior, "is_standard_normal", False)
+        return dataclasses.replace(self, metric="dense" if invariant else "diagonal")
 
     def check_against(self, path: torch.Tensor, problem: Problem) -> None:
         if self.metric == "dense" and (problem.encoder is not None

@@ -1,7 +1,7 @@
 """The two-round protocol in one call: tune in round 1, then replay frozen in round 2.
 
 Round 1 anneals with adaptation (step sizes, ``rdfast.sampling.adapt``; a diagonal metric,
-``metrics.PrecisionModel``) and measures how fast the targets change along β; the tuned
+``metrics.PrecisionModel``, in a tuned basis where the prior allows, ``rdfast.sampling.rotation``) and measures how fast the targets change along β; the tuned
 parameters, stored per item as functions of β (``rdfast.sampling.tuning``), are fixed before
 round 2 starts, which replays them with a fresh seed along a schedule of equal thermodynamic
 length (``schedules.thermodynamic``). Round 2's randomness is then independent of its
@@ -78,7 +78,8 @@ def rd_curve(decoder, x, beta_max: float | None = None, steps: int | None = None
     Round 1 runs ``schedules.sigmoid(steps, beta_max, radius)`` (or ``schedule``, whose last β and
     length then give beta_max and steps), round 2 the tuned schedule (``tuned_schedule=False``:
     round 1's). HMC defaults to the tuned settings (``config.TUNED_HMC``: initial step size found
-    on the prior, the "prob" step-size rule, a diagonal metric per item, ±50 % jitter); the other
+    on the prior, the "prob" step-size rule, a dense metric per item ("auto": a diagonal one in a
+    tuned basis; diagonal alone for priors other than the standard normal), ±50 % jitter); the other
     keyword arguments go to ``rdfast.ais`` (``checkpoint``/``resume`` cover both rounds). The
     published protocol is ``schedule=schedules.sigmoid(steps, beta_max, 10), adapt="cumulative",
     metric="identity", jitter=0.0, step_size=0.01, tuned_schedule=False``. ``through``: β's that

@@ -120,7 +120,8 @@ PUBLISHED = dict(adapt="ema", metric="identity", jitter=0.0, step_size=0.01, tun
 
 def test_two_rounds_replay_the_frozen_tuning():
     """rd_curve's round 2 is round 1's tuning replayed with a fresh seed: on round 1's schedule, or
-    (the default) on the schedule tuned in round 1, with the tuned metric and jitter."""
+    (the default) on the schedule tuned in round 1, with the tuned metric (metric "auto": dense for
+    the standard normal prior) and jitter."""
     pr = small()
     tuning = run(pr, adapt="ema")
     replay = run(pr, tuning=tuning, seed=99)
@@ -132,9 +133,9 @@ def test_two_rounds_replay_the_frozen_tuning():
     assert torch.equal(curve.log_z, manual.log_z)
     assert curve.config["tuning"]["seed"] == 11
     tuned = rdfast.rd_curve(pr.decoder, pr.x, 4.0, 30, **args)
-    first = run(pr, schedule=rdfast.schedules.sigmoid(30, 4.0), adapt="prob", step_size="auto", metric="diagonal",
+    first = run(pr, schedule=rdfast.schedules.sigmoid(30, 4.0), adapt="prob", step_size="auto", metric="dense",
                 jitter=0.5)
-    second = run(pr, schedule=rdfast.schedules.thermodynamic(first.tuning, 30), tuning=first, metric="diagonal",
+    second = run(pr, schedule=rdfast.schedules.thermodynamic(first.tuning, 30), tuning=first, metric="dense",
                  jitter=0.5, step_size="auto", seed=rdfast.sampling.curve.second_round_seed(11))
     assert torch.equal(tuned.log_z, second.log_z) and torch.equal(tuned.beta, second.beta)
 
