@@ -20,6 +20,7 @@ from .config import TUNED_HMC, HMCConfig, Problem, RunConfig, split_arguments
 from .result import AISResult
 
 _MIX = 6364136223846793005  # odd multiplier: round 2's key differs from every round-1 key
+ROUNDS = ("tune", "final")  # the tags of the rounds' checkpoint files
 
 
 def second_round_seed(seed: int) -> int:
@@ -32,13 +33,14 @@ def two_rounds(problem: Problem, path, hmc: HMCConfig, run: RunConfig, distribut
     """Round 1 tunes along ``path`` (``run.seed``); round 2 replays the tuning frozen with a fresh
     seed, along the tuned schedule of as many transitions (``tuned_schedule=False``: ``path``),
     passing through each β of ``through`` exactly and recording it. Each round keeps its own
-    checkpoint file (``<path>.tune``, ``<path>.final``)."""
-    tuning = anneal_items(distributed, problem, path, hmc, run.part("tune"))
+    checkpoint file (``<path>.tune``, ``<path>.final``) and progress bar (``<label>: round 1/2``, ...)."""
+    name = run.label or "ais"
+    tuning = anneal_items(distributed, problem, path, hmc, run.part("tune", label=f"{name}: round 1/2 (tuning)"))
     path2 = schedules.thermodynamic(tuning.tuning, path.numel() - 1) if tuned_schedule else path
     path2, forced = schedules.through(path2, through)
     record = sorted(set(record_steps(run.record, path2.numel() - 1).tolist()) | set(forced))
     final = anneal_items(distributed, problem, path2, hmc.frozen(tuning.tuning),
-                         run.part("final", seed=second_round_seed(run.seed), record=record))
+                         run.part("final", seed=second_round_seed(run.seed), record=record, label=f"{name}: round 2/2"))
     final.config["tuning"] = {"seed": run.seed, "adapt": hmc.adapt, "acceptance": tuning.acceptance.mean().item(),
                               "seconds": tuning.seconds, "tuned_schedule": bool(tuned_schedule)}
     return tuning, final
@@ -69,8 +71,10 @@ def rd_curve(decoder, x, beta_max: float | None = None, steps: int | None = None
                             "(rdfast.log_likelihood anneals from an encoder to beta = 1)")
         path = curve_path(schedule, beta_max, steps, radius)
         schedules.through(path, through)  # each β in range, before any work
+        run = RunConfig.of(seed=seed, generator=generator, **run_kw)
+        run.check_parts(ROUNDS)
         return (Problem.of(decoder, x, **problem_kw), path, HMCConfig.of(**{**TUNED_HMC, **hmc_kw, "adapt": adapt}),
-                RunConfig.of(seed=seed, generator=generator, **run_kw))
+                run.replace(label=run.label or "rd_curve"))
 
     problem, path, hmc, run = checked_on_every_rank(distributed, device_of(x), check)
     return final_round(distributed, problem, path, hmc, run, tuned_schedule, through)

@@ -17,9 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 
 from ..backends.spec import KINDS
+from ..runtime.validation import is_real
 
 
 @dataclass
@@ -49,9 +51,19 @@ def resolve(distortion, logvar, x: torch.Tensor) -> Distortion:
     if distortion != "gaussian_nll":
         if logvar is not None:
             raise ValueError(f"logvar: only used with distortion='gaussian_nll', not {distortion!r}")
+        if distortion == "bernoulli_nll" and ((x < 0) | (x > 1)).any():
+            raise ValueError(f"x: bernoulli_nll needs data in [0, 1] (binarised images: 0 or 1), got values in "
+                             f"[{x.min().item():.4g}, {x.max().item():.4g}]")
         return Distortion(distortion, distortion)
     if logvar is None:
         return Distortion(distortion, distortion)
+    if isinstance(logvar, torch.Tensor):
+        numeric = not (logvar.dtype.is_complex or logvar.dtype == torch.bool)
+    else:
+        numeric = logvar.dtype.kind in "fiu" if isinstance(logvar, np.ndarray) else is_real(logvar)
+    if not numeric:
+        raise TypeError(f"logvar: expected a number or a tensor of numbers (scalar or of the data shape), got "
+                        f"{logvar!r}")
     lv = torch.as_tensor(logvar).detach().to(device=x.device, dtype=x.dtype)
     if lv.numel() == 1:
         lv = lv.reshape(1)

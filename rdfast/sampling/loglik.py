@@ -19,7 +19,7 @@ from ..runtime.distributed import checked_on_every_rank
 from . import schedules
 from .annealing import device_of
 from .config import TUNED_HMC, HMCConfig, Problem, RunConfig, split_arguments
-from .curve import final_round
+from .curve import ROUNDS, final_round
 from .result import save_npz_atomic
 
 LIKELIHOODS = ("gaussian_nll", "bernoulli_nll")
@@ -115,11 +115,10 @@ def log_likelihood(decoder, x, steps=None, *, schedule=None, distortion="gaussia
                              f"got {distortion!r}")
         problem_kw, hmc_kw, run_kw = split_arguments("log_likelihood", ais_kwargs)
         problem = Problem.of(decoder, x, distortion, logvar, prior, latent_dim, encoder, **problem_kw)
-        if distortion == "bernoulli_nll" and ((problem.x < 0) | (problem.x > 1)).any():
-            raise ValueError("x: bernoulli_nll needs data in [0, 1] (binarised images: 0 or 1)")
         hmc = HMCConfig.of(n_chains=n_chains, leapfrog_steps=leapfrog_steps, **{**TUNED_HMC, **hmc_kw})
         run = RunConfig.of(seed=seed, generator=generator, **{"record": 1, **run_kw})
-        return problem, loglik_path(schedule, steps), hmc, run
+        run.check_parts(ROUNDS)
+        return problem, loglik_path(schedule, steps), hmc, run.replace(label=run.label or "log_likelihood")
 
     problem, path, hmc, run = checked_on_every_rank(distributed, device_of(x), check)
     final = final_round(distributed, problem, path, hmc, run, tuned_schedule)
