@@ -58,7 +58,7 @@ class _Feeder:
         self.keep.append(obj)
         if isinstance(obj, torch.Tensor):
             t = obj.detach().cpu().contiguous()
-            self.put("tensor", t.dtype, tuple(t.shape), t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            self.put("tensor", t.dtype, tuple(t.shape), t.reshape(-1).view(torch.uint8).numpy().tobytes())
         elif isinstance(obj, np.ndarray):
             self.put("array", obj.dtype.str, obj.shape, np.ascontiguousarray(obj).tobytes())
         elif isinstance(obj, (list, tuple)):
@@ -117,7 +117,8 @@ class _Feeder:
                 continue
             self.put(base.__module__, base.__qualname__)
             for name, value in sorted(vars(base).items()):
-                if isinstance(value, (types.FunctionType, staticmethod, classmethod, property) + _SCALARS):
+                code = isinstance(value, (types.FunctionType, staticmethod, classmethod, property))
+                if code or isinstance(value, _SCALARS) and not name.startswith("__"):  # not __doc__, __firstlineno__
                     self.put(name)
                     self.feed(value)
 

@@ -39,6 +39,7 @@ from .schedules import validate as validate_schedule
 from .tuning import Replay, Tuner, Tuning, knot_boundaries
 
 DIVERGENCE_WARN_FRACTION = 0.01
+STUCK_MIN_PROPOSALS = 20  # per item: all rejected by chance at acceptance 0.5 with odds 1e-6
 
 
 def record_steps(record, n_transitions: int) -> torch.Tensor:
@@ -192,9 +193,9 @@ def _warn_on_faults(result: AISResult) -> None:
     bad = ~torch.isfinite(result.log_z[-1])
     if bad.any():
         warnings.warn(f"ais: {int(bad.sum())} items have a non-finite final log Z estimate", RuntimeWarning, stacklevel=4)
+    since = int(result.steps[-2]) if len(result.steps) > 1 else 0
     stuck = result.accept_rate[-1] == 0  # [N]: no proposal accepted since the previous record
-    if stuck.any():
-        since = int(result.steps[-2]) if len(result.steps) > 1 else 0
+    if stuck.any() and result.n_chains * (int(result.steps[-1]) - since) >= STUCK_MIN_PROPOSALS:
         warnings.warn(f"ais: acceptance ended at 0 for {int(stuck.sum())} of {result.n_items} items (no proposal "
                       f"accepted between transitions {since} and {int(result.steps[-1])}): their chains stood still; "
                       "lower step_size, or check that the decoder's gradient is right; see result.accept_rate",

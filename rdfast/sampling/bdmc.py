@@ -201,7 +201,7 @@ def bdmc(decoder, betas, n_data: int | None = None, schedule=None, steps=None, *
     ``<path>.b<j>.<run>.rank{r}of{W}``). Other keyword arguments go to AIS (defaults: the tuned HMC
     of ``rd_curve``).
     """
-    beta_list = [float(b) for b in torch.as_tensor(betas, dtype=torch.float64).reshape(-1)]
+    beta_list = schedules.float_list("betas", betas)
     if not beta_list or any(not (b > 0 and np.isfinite(b)) for b in beta_list):
         raise ValueError(f"betas: expected positive finite values, got {betas!r}")
     if distortion == "bernoulli_nll" and any(b != 1.0 for b in beta_list):

@@ -14,6 +14,7 @@ import math
 import torch
 
 from ..runtime.distributed import checked_on_every_rank, resolve
+from ..runtime.validation import check_int, check_positive_float
 from . import schedules
 from .annealing import anneal_items, device_of, record_steps
 from .config import TUNED_HMC, HMCConfig, Problem, RunConfig, split_arguments
@@ -99,7 +100,7 @@ def curve_path(schedule, beta_max, steps, radius) -> torch.Tensor:
     if schedule is None:
         if beta_max is None or steps is None:
             raise ValueError("beta_max: rd_curve needs beta_max and steps (or a schedule=)")
-        return schedules.sigmoid(steps, beta_max, radius)
+        return schedules.sigmoid(check_int("steps", steps), check_positive_float("beta_max", beta_max), radius)
     path = schedules.validate(schedule)
     if steps is not None and steps != path.numel() - 1:
         raise ValueError(f"steps: {steps} given, but schedule= has {path.numel() - 1} transitions; pass one of them")

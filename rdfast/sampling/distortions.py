@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from ..backends.spec import KINDS
-from ..runtime.validation import is_real
 
 
 @dataclass
@@ -57,11 +56,7 @@ def resolve(distortion, logvar, x: torch.Tensor) -> Distortion:
         return Distortion(distortion, distortion)
     if logvar is None:
         return Distortion(distortion, distortion)
-    if isinstance(logvar, torch.Tensor):
-        numeric = not (logvar.dtype.is_complex or logvar.dtype == torch.bool)
-    else:
-        numeric = logvar.dtype.kind in "fiu" if isinstance(logvar, np.ndarray) else is_real(logvar)
-    if not numeric:
+    if not _numeric(logvar):
         raise TypeError(f"logvar: expected a number or a tensor of numbers (scalar or of the data shape), got "
                         f"{logvar!r}")
     lv = torch.as_tensor(logvar).detach().to(device=x.device, dtype=x.dtype)
@@ -74,3 +69,13 @@ def resolve(distortion, logvar, x: torch.Tensor) -> Distortion:
     if not torch.isfinite(lv).all():
         raise ValueError("logvar: contains NaN or inf")
     return Distortion(distortion, distortion, logvar=lv.contiguous())
+
+
+def _numeric(value) -> bool:
+    """A real number, or a tensor, array or nested sequence of them (not strings, bools or objects)."""
+    if isinstance(value, torch.Tensor):
+        return not (value.dtype.is_complex or value.dtype == torch.bool)
+    try:
+        return np.asarray(value).dtype.kind in "fiu"
+    except (ValueError, TypeError):  # a ragged sequence
+        return False

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..runtime.distributed import checked_on_every_rank
+from ..runtime.validation import check_int
 from . import schedules
 from .annealing import device_of
 from .config import TUNED_HMC, HMCConfig, Problem, RunConfig, split_arguments
@@ -133,7 +134,7 @@ def loglik_path(schedule, steps) -> torch.Tensor:
     """Round 1's path to β = 1: the sigmoid of ``steps`` transitions, or ``schedule`` (ending at 1)."""
     if (schedule is None) == (steps is None):
         raise ValueError("steps: pass exactly one of steps= (a sigmoid path to beta = 1) or schedule=")
-    path = schedules.sigmoid(steps, 1.0) if schedule is None else schedules.validate(schedule)
+    path = schedules.sigmoid(check_int("steps", steps), 1.0) if schedule is None else schedules.validate(schedule)
     if float(path[-1]) != 1.0:
         raise ValueError(f"schedule: a log-likelihood path ends at beta = 1, this one at {float(path[-1])}")
     return path

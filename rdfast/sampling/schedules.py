@@ -95,11 +95,19 @@ def through(path: torch.Tensor, betas) -> tuple:
     out = path.clone()
     low, high = float(path.min()), float(path.max())
     indices = []
-    for beta in betas:
-        beta = float(beta)
+    for beta in float_list("through", betas):
         if not low <= beta <= high:
             raise ValueError(f"through: {beta} lies outside the schedule's range [{low}, {high}]")
         k = int(torch.argmin((out - beta).abs()))
         out[k] = beta
         indices.append(k)
     return out, indices
+
+
+def float_list(name: str, values) -> list[float]:
+    """``values`` (a number, a sequence, an array or a tensor of numbers) as a list of floats;
+    TypeError naming ``name`` otherwise."""
+    try:
+        return [float(v) for v in torch.as_tensor(values, dtype=torch.float64).reshape(-1)]
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name}: expected a number or a sequence of numbers, got {values!r}") from None
