@@ -28,11 +28,12 @@ def rd_curves(results: dict, path) -> Path:
             if curve.get("rate_se") and None not in curve["rate_se"]:
                 rate, se = np.asarray(curve["rate"]), np.asarray(curve["rate_se"])
                 ax.fill_between(curve["distortion"], rate - se, rate + se, color=line.get_color(), alpha=0.2)
+    positive = all(min(res["curve"]["distortion"]) > 0 for res in results["models"].values())
     for ax, scale in zip(axes, ("linear", "log")):
         ax.set_xlabel(f"distortion ({results.get('distortion', 'squared_error')}, per item)")
         ax.set_ylabel("rate (nats)")
         ax.set_yscale(scale)
-        ax.set_xscale("log")
+        ax.set_xscale("log" if positive else "linear")  # a negative log-likelihood may be below 0
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_title("AIS rate-distortion curves")
@@ -58,7 +59,7 @@ def bdmc_gaps(results: dict, path) -> Path:
             ax.annotate(f"β={b:.3g}\ngap {g:.3g} nats", (curve["distortion"][r], curve["rate"][r]),
                         textcoords="offset points", xytext=(10, 10), fontsize=8,
                         arrowprops=dict(arrowstyle="-", color="0.5"))
-        ax.set_xscale("log")
+        ax.set_xscale("log" if min(curve["distortion"]) > 0 else "linear")
         ax.set_xlabel("distortion")
         ax.set_ylabel("rate (nats)")
         ax.set_title(f"{name}: BDMC gaps (simulated data)")
