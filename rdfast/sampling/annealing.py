@@ -28,7 +28,7 @@ from ..runtime.device_loop import DeviceClock, TransitionRunner, graphs_wanted, 
 from ..runtime.distributed import checked_on_every_rank, map_items
 from ..runtime.plan import segments
 from ..runtime.progress import Progress
-from ..runtime.validation import check_memory
+from ..runtime.validation import check_memory, check_record
 from . import adapt as adaptation
 from . import metrics, priors, rng
 from .config import DEFAULT_ADAPT, HMCConfig, Problem, RunConfig
@@ -40,21 +40,18 @@ from .schedules import validate as validate_schedule
 from .tuning import Replay, Tuner, Tuning, basis_refresh_knots, knot_boundaries
 
 DIVERGENCE_WARN_FRACTION = 0.01
+STUCK_MIN_PROPOSALS = 20  # per item: all rejected by chance at acceptance 0.5 with odds 1e-6
 
 
 def record_steps(record, n_transitions: int) -> torch.Tensor:
-    """Transition indices to record: ``record`` evenly spaced ones ending at T, or explicit ones."""
-    T = n_transitions
-    if isinstance(record, int) and not isinstance(record, bool):
-        if record < 1:
-            raise ValueError(f"record: expected a positive int or a sequence of step indices, got {record}")
+    """Transition indices to record: ``record`` evenly spaced ones ending at T, or explicit ones
+    (``rdfast.runtime.validation.check_record``)."""
+    T, record = n_transitions, check_record(record)
+    if isinstance(record, int):
         R = min(record, T)
         return torch.unique(torch.round(torch.linspace(T / R, T, R, dtype=torch.float64)).to(torch.int64))
-    try:
-        steps = torch.as_tensor(record, dtype=torch.int64).reshape(-1)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise TypeError("record: expected a positive int or a sequence of step indices") from exc
-    if steps.numel() == 0 or (steps < 0).any() or (steps > T).any():
+    steps = torch.tensor(record, dtype=torch.int64)
+    if (steps < 0).any() or (steps > T).any():
         raise ValueError(f"record: step indices must lie in [0, {T}] (the schedule has {T} transitions)")
     return torch.unique(steps)
 
@@ -91,10 +88,11 @@ def ais(decoder, x, schedule, *, distortion="gaussian_nll", logvar=None, prior=N
     seed / generator: make the run reproducible; the random numbers of item n depend only on
         (seed, n), so ``batch_size`` (items per pass) changes at most the decoder's own rounding (none for a
         decoder that evaluates rows independently; see docs/distributed.md);
-    checkpoint: path of a file to which the whole state is written atomically every
-        ``checkpoint_every`` seconds (a float) or transitions (an int), and at the end;
-    resume: path of such a file: continue that run (same arguments) to the result an
-        uninterrupted run gives.
+    checkpoint: path of a new file (in a folder that exists) to which the whole state is written
+        atomically every ``checkpoint_every`` seconds (a float) or transitions (an int), at the end,
+        and on SIGTERM or Ctrl-C, before the process stops; one run at a time writes it;
+    resume: path of such a file: continue that run (same arguments, data, decoder, prior and
+        distortion) to the result an uninterrupted run gives.
     distributed: None (shard the items over the ranks of an initialised torch.distributed
         process group, if any), True (also initialise one from torchrun's environment), "rank0"
         (as True, but ranks other than 0 return None) or False (all items here); every rank passes
@@ -164,14 +162,15 @@ def anneal(problem: Problem, path: torch.Tensor, hmc: HMCConfig, run: RunConfig,
     config = dict(n_items=N, n_chains=M, leapfrog_steps=hmc.leapfrog_steps, n_transitions=T, latent_dim=K,
                   distortion=problem.distortion.name, adapt=hmc.adapt, target_accept=hmc.target_accept,
                   step_size=step_size, metric=hmc.metric, jitter=hmc.jitter, replayed_tuning=hmc.tuning is not None,
-                  seed=run.seed, backend=be.name, dtype=str(x.dtype).replace("torch.", ""),
+                  seed=run.seed, backend=be.name, dtype=str(x.dtype).replace("torch.", ""), device=x.device.type,
                   beta_max=float(path.max()), item_offset=item_offset)
     ckpt = Checkpointer(run.checkpoint, run.checkpoint_every, run.resume, x.device, lambda: fingerprint(
-        config, betas=path, x=x, rec=rec, decoder=problem.decoder, logvar=problem.distortion.logvar, initial=initial,
+        config, betas=path, x=x, rec=rec, decoder=problem.decoder, distortion=problem.distortion,
+        prior=problem.prior, encoder=problem.encoder, q=(problem.q_mean, problem.q_logvar), initial=initial,
         tuning=None if hmc.tuning is None else hmc.tuning.to_dict(), batch_size=chunk))
     ckpt.started = started
-    parts = ckpt.completed_parts()
-    with Progress(T * math.ceil(N / chunk), run.label or "ais", run.progress) as progress:
+    with ckpt, Progress(T * math.ceil(N / chunk), run.label or "ais", run.progress) as progress:
+        parts = ckpt.completed_parts()
         annealer = Annealer(problem, path, hmc, run, be, rec, ckpt, progress, step_size, prior_precision)
         for i in range(len(parts) * chunk, N, chunk):
             stop = min(i + chunk, N)
@@ -179,6 +178,7 @@ def anneal(problem: Problem, path: torch.Tensor, hmc: HMCConfig, run: RunConfig,
             parts.append(annealer.run(i, stop, item_offset, None if initial is None else initial[i:stop],
                                       ckpt.resume_state(item_offset + i), parts))
             ckpt.save(parts, None, None, annealer.seconds())
+            ckpt.stop_if_asked()
     tuning = hmc.tuning or Tuning.concat([Tuning.from_dict(p["tuning"]) for p in parts])
     out = {name: torch.cat([p[name] for p in parts], dim=1 if name in FIELDS else 0) for name in parts[0]
            if name != "tuning"}
@@ -199,6 +199,13 @@ def _warn_on_faults(result: AISResult) -> None:
     bad = ~torch.isfinite(result.log_z[-1])
     if bad.any():
         warnings.warn(f"ais: {int(bad.sum())} items have a non-finite final log Z estimate", RuntimeWarning, stacklevel=4)
+    since = int(result.steps[-2]) if len(result.steps) > 1 else 0
+    stuck = result.accept_rate[-1] == 0  # [N]: no proposal accepted since the previous record
+    if stuck.any() and result.n_chains * (int(result.steps[-1]) - since) >= STUCK_MIN_PROPOSALS:
+        warnings.warn(f"ais: acceptance ended at 0 for {int(stuck.sum())} of {result.n_items} items (no proposal "
+                      f"accepted between transitions {since} and {int(result.steps[-1])}): their chains stood still; "
+                      "lower step_size, or check that the decoder's gradient is right; see result.accept_rate",
+                      RuntimeWarning, stacklevel=4)
 
 
 def initial_states(path, keys: rng.Keys, latent_dim: int, dtype, initial=None) -> torch.Tensor:
@@ -323,13 +330,14 @@ class Annealer:
             if seg.record:
                 recorder.record(be, seg.end, self.beta_list[seg.end], state.logw, state.d, state.n_accept)
             self.progress.update(seg.length)
-            if seg.end < T and (seg.checkpoint or self.ckpt.due_by_time()):
+            if seg.end < T and (seg.checkpoint or self.ckpt.due_by_time() or self.ckpt.asked_to_stop):
                 self.ckpt.save(parts, offset + lo, dict(
                     k=seg.end, chains=state.to_dict(), rule=rule_state, records=recorder.to_dict(),
                     tuner=None if tuner is None else tuner.to_dict(), metric=None if model is None else model.to_dict(),
                     basis=None if estimator is None else estimator.to_dict(),
                     rotation=None if rotation is None else rotation.basis),
                     self.seconds())
+                self.ckpt.stop_if_asked()
         self.graphs_used = self.graphs_used or runner.captured
         if runner.capture_failed:  # the decoder cannot be captured: later batches and runs go eagerly at once
             self.cuda_graphs = False

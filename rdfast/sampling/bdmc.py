@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..runtime.distributed import resolve
+from ..runtime.distributed import checked_on_every_rank, resolve
 from ..runtime.progress import bar_label
 from ..runtime.validation import check_data, check_int, infer_latent_dim
 from . import priors, rng, schedules
@@ -34,6 +34,7 @@ from .curve import second_round_seed
 from .result import save_npz_atomic
 
 SIMULABLE = ("gaussian_nll", "squared_error", "bernoulli_nll")  # bernoulli_nll at β = 1 only
+RUNS = ("tune", "fwd", "rev")  # the runs per β and the tags of their checkpoint files
 
 
 @dataclass
@@ -201,7 +202,7 @@ def bdmc(decoder, betas, n_data: int | None = None, schedule=None, steps=None, *
     ``<path>.b<j>.<run>.rank{r}of{W}``). Other keyword arguments go to AIS (defaults: the tuned HMC
     of ``rd_curve``).
     """
-    beta_list = [float(b) for b in torch.as_tensor(betas, dtype=torch.float64).reshape(-1)]
+    beta_list = schedules.float_list("betas", betas)
     if not beta_list or any(not (b > 0 and np.isfinite(b)) for b in beta_list):
         raise ValueError(f"betas: expected positive finite values, got {betas!r}")
     if distortion == "bernoulli_nll" and any(b != 1.0 for b in beta_list):
@@ -220,9 +221,14 @@ def bdmc(decoder, betas, n_data: int | None = None, schedule=None, steps=None, *
         check_int("steps", steps)
     if distortion not in SIMULABLE:
         raise ValueError(f"distortion: BDMC simulates data exactly only for {SIMULABLE}, got {distortion!r}")
+    if not callable(decoder):
+        raise TypeError(f"decoder: expected a callable z [rows, K] -> x_hat, got {type(decoder).__name__}")
     params = list(decoder.parameters()) if isinstance(decoder, torch.nn.Module) else []
     dtype = dtype or (params[0].dtype if params else torch.float32)
-    device = torch.device(device) if device is not None else (params[0].device if params else torch.device("cpu"))
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"dtype: the simulated data (default: the decoder's parameters' dtype) must be torch.float32 "
+                        f"or torch.float64, got {dtype!r}")
+    device = _device(device) if device is not None else (params[0].device if params else torch.device("cpu"))
     K = infer_latent_dim(decoder, prior, latent_dim)
     prior = priors.check(prior, K)
     if data is not None:
@@ -237,6 +243,8 @@ def bdmc(decoder, betas, n_data: int | None = None, schedule=None, steps=None, *
         raise ValueError("adapt: BDMC tunes in round 1; pass a step-size rule ('prob', 'ema', 'cumulative')")
     run = RunConfig.of(record=1, seed=seed, generator=generator, backend=backend, progress=progress,
                        checkpoint=checkpoint, resume=resume, **run_kw)
+    checked_on_every_rank(distributed, device,
+                          lambda: run.check_parts([f"b{j}.{tag}" for j in range(len(beta_list)) for tag in RUNS]))
     ranks = resolve(distributed, device)
     if ranks is not None:  # every rank simulates every item (keyed by its index) and the runs are sharded
         run = run.replace(seed=ranks.agree(run.seed, n_data))
@@ -272,6 +280,13 @@ def bdmc(decoder, betas, n_data: int | None = None, schedule=None, steps=None, *
     result = BDMCResult(beta=torch.tensor(beta_list, dtype=torch.float64), acceptance=out.pop("acceptance").mean(1),
                         divergences=out.pop("divergences").sum(1), **out, config=config)
     return result if ranks is None else ranks.deliver(result)
+
+
+def _device(device) -> torch.device:
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device: expected a torch.device or a name such as 'cpu' or 'cuda:0', got {device!r}") from exc
 
 
 def user_data(data, distortion: str, latent_dim: int) -> tuple:

@@ -15,12 +15,14 @@ import torch
 
 from ..runtime.distributed import checked_on_every_rank, resolve
 from ..runtime.progress import bar_label
+from ..runtime.validation import check_int, check_positive_float
 from . import schedules
 from .annealing import anneal_items, device_of, record_steps
 from .config import TUNED_HMC, HMCConfig, Problem, RunConfig, split_arguments
 from .result import AISResult
 
 _MIX = 6364136223846793005  # odd multiplier: round 2's key differs from every round-1 key
+ROUNDS = ("tune", "final")  # the tags of the rounds' checkpoint files
 
 
 def second_round_seed(seed: int) -> int:
@@ -97,8 +99,10 @@ def rd_curve(decoder, x, beta_max: float | None = None, steps: int | None = None
                             "(rdfast.log_likelihood anneals from an encoder to beta = 1)")
         path = curve_path(schedule, beta_max, steps, radius)
         schedules.through(path, through)  # each β in range, before any work
+        run = RunConfig.of(seed=seed, generator=generator, **run_kw)
+        run.check_parts(ROUNDS)
         return (Problem.of(decoder, x, **problem_kw), path, HMCConfig.of(**{**TUNED_HMC, **hmc_kw, "adapt": adapt}),
-                RunConfig.of(seed=seed, generator=generator, **run_kw).named("RD curve"))
+                run.named("RD curve"))
 
     problem, path, hmc, run = checked_on_every_rank(distributed, device_of(x), check)
     return final_round(distributed, problem, path, hmc, run, tuned_schedule, through)
@@ -123,7 +127,7 @@ def curve_path(schedule, beta_max, steps, radius) -> torch.Tensor:
     if schedule is None:
         if beta_max is None or steps is None:
             raise ValueError("beta_max: rd_curve needs beta_max and steps (or a schedule=)")
-        return schedules.sigmoid(steps, beta_max, radius)
+        return schedules.sigmoid(check_int("steps", steps), check_positive_float("beta_max", beta_max), radius)
     path = schedules.validate(schedule)
     if steps is not None and steps != path.numel() - 1:
         raise ValueError(f"steps: {steps} given, but schedule= has {path.numel() - 1} transitions; pass one of them")

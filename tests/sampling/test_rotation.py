@@ -145,36 +145,40 @@ class Crash(Exception):
 
 
 @pytest.mark.parametrize("tuned_round", ["round 1", "round 2"])
-def test_dense_runs_resume_and_batch_bit_identical(tmp_path, tuned_round):
+def test_dense_runs_resume_and_batch_bit_identical(tmp_path, tuned_round, monkeypatch):
     """With a dense metric (basis refreshed in round 1, replayed in round 2) a run that dies
     mid-way resumes to the uninterrupted result, and batches of items give the same bits."""
-    pr = linear_problem(3, 6, 4, logvar=-0.5, seed=4, rowwise=True)
-    calls = {"left": None}
+    from rdfast.sampling import annealing
 
-    def decoder(z):  # one name for every run: part of the fingerprint
-        if calls["left"] is not None:
-            calls["left"] -= 1
-            if calls["left"] < 0:
-                raise Crash
-        return pr.decoder(z)
-    decoder.latent_dim = 3
+    pr = linear_problem(3, 6, 4, logvar=-0.5, seed=4, rowwise=True)
     sched = rdfast.schedules.sigmoid(64, 8.0)
     args = dict(logvar=-0.5, n_chains=4, leapfrog_steps=3, record=5, seed=2, backend="cpu", metric="dense",
                 jitter=0.5, step_size="auto")
     if tuned_round == "round 2":
-        first = rdfast.ais(decoder, pr.x, sched, adapt="prob", **args)
+        first = rdfast.ais(pr.decoder, pr.x, sched, adapt="prob", **args)
         sched, args = rdfast.schedules.thermodynamic(first.tuning, 64), dict(args, tuning=first, seed=3)
     else:
         args["adapt"] = "prob"
-    whole = rdfast.ais(decoder, pr.x, sched, **args)
-    batched = rdfast.ais(decoder, pr.x, sched, batch_size=3, **args)
+    whole = rdfast.ais(pr.decoder, pr.x, sched, **args)
+    batched = rdfast.ais(pr.decoder, pr.x, sched, batch_size=3, **args)
     path = tmp_path / "c.ckpt"
-    calls["left"] = 1 + 3 * 40  # dies during transition 41, after the checkpoint at transition 35 (basis refreshed)
+    make, calls = annealing.make_evaluator, {"left": 1 + 3 * 40}  # dies in transition 41, after the save at 35
+
+    def crashing(*a):  # outside the checkpoint's fingerprint, unlike a decoder closure
+        evaluate = make(*a)
+
+        def evaluate_or_crash(z, d, g):
+            calls["left"] -= 1
+            if calls["left"] < 0:
+                raise Crash
+            evaluate(z, d, g)
+        return evaluate_or_crash
+    monkeypatch.setattr(annealing, "make_evaluator", crashing)
     with pytest.raises(Crash):
-        rdfast.ais(decoder, pr.x, sched, checkpoint=path, checkpoint_every=7, **args)
-    assert torch.load(path, weights_only=True)["state"]["k"] == 35
-    calls["left"] = None
-    resumed = rdfast.ais(decoder, pr.x, sched, resume=path, **args)
+        rdfast.ais(pr.decoder, pr.x, sched, checkpoint=path, checkpoint_every=7, **args)
+    assert torch.load(path, weights_only=True)["state"]["k"] == 35  # after several refreshes of the basis
+    monkeypatch.setattr(annealing, "make_evaluator", make)
+    resumed = rdfast.ais(pr.decoder, pr.x, sched, resume=path, **args)
     for other in (batched, resumed):
         for name in ("log_z", "distortion", "z", "log_w", "acceptance"):
             assert torch.equal(getattr(other, name), getattr(whole, name)), name
