@@ -203,8 +203,10 @@ def cmd_run(args) -> int:
     results = {"data": args.data, "distortion": args.distortion, "settings": _settings(args, x),
                "models": {args.name: entry}}
     written += write_results(results, out)
-    print(res.summary())
-    print(summary(results))
+    print(res.summary(max_rows=12))
+    extra = summary(results, curves=False)
+    if extra:
+        print(extra)
     print(f"wrote {', '.join(str(out / name) for name in written)}")
     return 0
 
@@ -410,7 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--beta-max", type=_positive_float, default=1000.0)
     run.add_argument("--steps", type=_positive_int, default=10000, help="AIS transitions per round")
     run.add_argument("--schedule", choices=["sigmoid", "linear"], default="sigmoid")
-    run.add_argument("--radius", type=_positive_float, default=4.0, help="sigmoid schedule radius")
+    run.add_argument("--radius", type=_positive_float, default=10.0,
+                     help="radius of round 1's sigmoid schedule (default 10, the published code's)")
     run.add_argument("--record", type=_positive_int, default=200, help="points on the curve")
     run.add_argument("--single-round", action="store_true", help="adapt step sizes in the only round")
     run.add_argument("--bdmc", type=_betas, default=None, help="comma-separated betas for BDMC gaps")

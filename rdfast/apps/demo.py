@@ -33,6 +33,7 @@ from ..sampling.loglik import log_likelihood
 from .data import load_digits
 from .train import trained
 
+SUMMARY_BETAS = (1.0, 10.0, 100.0, 1000.0)  # β's of the terminal summary, on every curve exactly
 MODELS = (("VAE k=2", "vae", 2), ("VAE k=10", "vae", 10), ("GAN k=10", "gan", 10), ("AAE k=10", "aae", 10))
 BDMC_MODELS = ("VAE k=10", "GAN k=10")
 
@@ -48,7 +49,7 @@ class Settings:
     steps: int = 1000  # transitions per round of an RD curve
     beta_max: float = 2000.0  # squared error: the last point is close to lossless
     record: int = 60  # points per curve
-    summary_betas: tuple = (1.0, 10.0, 100.0, 1000.0)  # β's of the terminal summary (on every curve exactly)
+    summary_betas: tuple = SUMMARY_BETAS
     loglik_steps: int = 300  # transitions per round of the log-likelihoods (from the encoder)
     bdmc_betas: tuple = (0.5, 10.0, 500.0, 2000.0)
     bdmc_items: int = 8
@@ -201,15 +202,15 @@ def _at_beta(curve: dict, beta: float):
     return r, abs(betas[r] - beta) <= 1e-3 * beta
 
 
-def summary(results: dict) -> str:
+def summary(results: dict, curves: bool = True) -> str:
     """The terminal tables, every value a mean ± standard error over items: per model the rate and
-    distortion at a few β, log p(x) and the BDMC gaps."""
+    distortion at the settings' ``summary_betas`` (``curves``), log p(x) and the BDMC gaps."""
     models = results["models"]
-    betas = results.get("settings", {}).get("summary_betas") or []
+    betas = results.get("settings", {}).get("summary_betas") or SUMMARY_BETAS
     lines = ["Rate (nats) and distortion (squared error per item) of the AIS RD curves at beta "
              "(mean ± standard error over items)",
-             f"{'model':10} " + " ".join(f"{'beta = ' + format(b, 'g'):>27}" for b in betas)]
-    for name, res in models.items():
+             f"{'model':10} " + " ".join(f"{'beta = ' + format(b, 'g'):>27}" for b in betas)] if curves else []
+    for name, res in (models.items() if curves else ()):
         cells = []
         for b in betas:
             r, exact = _at_beta(res["curve"], b)
