@@ -10,6 +10,7 @@ import them for a GPU; the variable itself is set only by the tests that run the
 import importlib
 import os
 import sys
+import types
 import zlib
 
 import numpy as np
@@ -58,3 +59,25 @@ def triton_interpreter(monkeypatch):
         monkeypatch.setenv("TRITON_INTERPRET", "1")  # the registry offers triton on the CPU only with it
     assert backend.unavailable_reason() == "", backend.unavailable_reason()
     return backend
+
+
+@pytest.fixture
+def fake_gpus(monkeypatch):
+    """A stand-in for the CUDA device queries: ``fake_gpus((7, 0), (9, 0))`` makes torch report
+    GPUs of those compute capabilities and puts in a CUDA module built for ``architectures`` (CMake's
+    form), so that the checks of the registry run without a GPU; nothing can be launched."""
+    from rdfast.backends import native
+
+    def install(*capabilities, architectures="80-real,90-real,90-virtual"):
+        def index(device):
+            return device if isinstance(device, int) else torch.device(device).index or 0
+
+        module = types.SimpleNamespace(architectures=architectures, nvcc_version="13.0.88", device_status=lambda: "",
+                                       device_count=lambda: len(capabilities), driver_version=lambda: 13000)
+        monkeypatch.setattr(native, "_C_cuda", module)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: len(capabilities))
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capabilities[index(device)])
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: f"stand-in GPU {index(device)}")
+    return install
+

@@ -46,6 +46,14 @@ def unavailable_reason() -> str:
     return ""
 
 
+def describe() -> str:
+    """Triton's version, and why this backend cannot run here if it cannot (for ``rdfast backends``)."""
+    if IMPORT_ERROR:
+        return IMPORT_ERROR
+    reason = unavailable_reason()
+    return triton.__version__ + (f" ({reason})" if reason else "")
+
+
 def interpreted() -> bool:
     """Whether the kernels, and the Triton library functions they call (tl.sum, ...), were
     defined under TRITON_INTERPRET=1: only then do they run on CPU tensors."""

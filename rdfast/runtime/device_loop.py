@@ -34,12 +34,17 @@ def _torch_version() -> tuple:
     return tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
 
 
+def captures_by_default() -> bool:
+    """Whether ``cuda_graphs=None`` tries a capture with this torch (SAFE_TO_TRY_TORCH or newer)."""
+    return _torch_version() >= SAFE_TO_TRY_TORCH
+
+
 def graphs_wanted(cuda_graphs: bool | None, device: torch.device, decoder) -> bool | None:
     """The ``cuda_graphs`` setting a run on ``device`` with ``decoder`` should use: None becomes
     False off CUDA, on torch older than SAFE_TO_TRY_TORCH, and for a decoder that failed before."""
     if cuda_graphs is not None:
         return cuda_graphs
-    if device.type != "cuda" or _torch_version() < SAFE_TO_TRY_TORCH or decoder in _UNCAPTURABLE:
+    if device.type != "cuda" or not captures_by_default() or decoder in _UNCAPTURABLE:
         return False
     return None
 
