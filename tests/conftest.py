@@ -7,6 +7,7 @@ rdfast's kernels at ``import rdfast.kernels``). So they are imported here, befor
 import them for a GPU; the variable itself is set only by the tests that run the kernels
 (``triton_interpreter``), so that ``backends.available()`` elsewhere sees this machine as it is.
 """
+import contextlib
 import importlib
 import os
 import sys
@@ -81,3 +82,20 @@ def fake_gpus(monkeypatch):
         monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: f"stand-in GPU {index(device)}")
     return install
 
+
+@pytest.fixture
+def device_guards(monkeypatch):
+    """A stand-in for torch's device guard: inside ``torch.cuda.device(d)`` the returned list ends
+    with d (the device made current); it is empty outside every guard."""
+    current = []
+
+    @contextlib.contextmanager
+    def guard(device):
+        current.append(torch.device(device))
+        try:
+            yield
+        finally:
+            current.pop()
+
+    monkeypatch.setattr(torch.cuda, "device", guard)
+    return current

@@ -13,6 +13,7 @@ Off CUDA, or with ``cuda_graphs=False``, the same clock and body run eagerly, la
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 import weakref
 
@@ -118,8 +119,11 @@ class TransitionRunner:
             if not self.warmup_left:
                 self._capture()
         if not self.captured:
-            for _ in range(n):
-                self._one()
+            # under a guard of the data's device, so that the launches and torch's current stream
+            # are that device's whichever device the caller made current
+            with torch.cuda.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext():
+                for _ in range(n):
+                    self._one()
             return
         # the two graphs share a memory pool and replay in any order: safe because replays are
         # serial on one stream and nothing allocated in a capture outlives its transition (the

@@ -195,6 +195,17 @@ def test_gpu_run_matches_the_cpu_reference(backend):
     assert torch.equal(on_gpu.acceptance, on_cpu.acceptance)
 
 
+def test_eager_transitions_run_under_a_guard_of_the_data_device(device_guards):
+    """With the data on cuda:1, every eager transition runs with cuda:1 current, whichever device
+    the caller made current (stand-ins for torch's device guard and for the data's device)."""
+    seen = []
+    clock = DeviceClock(torch.linspace(0, 1, 10, dtype=torch.float64), 0, torch.device("cpu"))
+    runner = TransitionRunner(lambda: seen.append(device_guards[-1] if device_guards else None), clock, False)
+    runner.device = torch.device("cuda", 1)
+    runner.run(3)
+    assert seen == [torch.device("cuda", 1)] * 3 and not device_guards
+
+
 class FakeCuda:
     """Stand-ins for the torch.cuda calls of TransitionRunner, so that its schedule (warm-up,
     capture, replays of the 8-block and the single graph, failure handling) runs on the CPU: a
