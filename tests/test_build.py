@@ -54,6 +54,7 @@ def test_cuda_runtime_is_linked_statically():
         assert "libcudart" not in dynamic, module.__file__
 
 
+@pytest.mark.gpu
 def test_registry_reports_cuda_with_a_reason():
     report = available()["cuda"]
     device_count = native._C_cuda.device_count() if native._C_cuda is not None else 0
@@ -67,6 +68,7 @@ def test_registry_reports_cuda_with_a_reason():
     assert available()["cpu"]["available"], available()["cpu"]["reason"]
 
 
+@pytest.mark.gpu
 def test_device_count_never_fails():
     """Without a driver or GPU the count is 0 and the status says why; never an exception."""
     if native._C_cuda is None:

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning"
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.gpu
 def test_whole_run_matches_torch(triton_interpreter, dtype):
     """rdfast.ais on the triton backend equals the same run on the torch reference."""
     import rdfast
