@@ -352,7 +352,14 @@ def cmd_plot(args) -> int:
 
 def cmd_backends(args) -> int:
     from .. import backends
+    from ..runtime import device_loop
 
+    safe = ".".join(map(str, device_loop.SAFE_TO_TRY_TORCH))
+    graphs = (f"yes (torch >= {safe})" if device_loop.captures_by_default()
+              else f"no: before torch {safe} only with cuda_graphs=True (docs/gpu.md)")
+    for label, text in [*backends.environment(), ("CUDA graphs", f"captured by default: {graphs}")]:
+        print(f"{label:14} {text}")
+    print()
     for name, info in backends.available().items():
         state = "available" if info["available"] else f"unavailable: {info['reason']}"
         print(f"{name:7} on {'/'.join(info['devices']):9} {state}")
@@ -436,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", default=None, help="output folder (default: beside results.json)")
     plot.set_defaults(func=cmd_plot)
 
-    info = sub.add_parser("backends", help="list the backends and whether they run here")
+    info = sub.add_parser("backends", help="versions (torch, CUDA, driver, Triton), GPUs, and the backends that run here")
     info.set_defaults(func=cmd_backends)
     return parser
 
