@@ -18,8 +18,9 @@ Problems (docs/accuracy.md):
                   largest T (itself a stochastic lower bound: the true errors are at least as large)
 Every run: 8 chains, L = 10, float64, seed 0, the cpu backend; T transitions per round.
 Protocols (keyword arguments of rdfast.rd_curve / rdfast.bdmc): the published one, the defaults
-before the tuned protocol, each new piece alone on top of the published one, and all together
-(rdfast's defaults); for loglik-vae10 the two starting points, with the tuned defaults. Results
+before the tuned protocol, each new piece alone on top of the published one, all together
+(rdfast's defaults), and the defaults with other step-size jitters (at T = 1,000: the sweep
+behind the default); for loglik-vae10 the two starting points, with the tuned defaults. Results
 go to a JSON file as they come (an interrupted run continues).
 """
 from __future__ import annotations
@@ -50,9 +51,15 @@ PROTOCOLS = {
     "+ tuned schedule": dict(PUBLISHED, tuned_schedule=True),
     "+ fast adaptation": dict(PUBLISHED, adapt="prob", step_size="auto"),
     "tuned (defaults)": {},
+    "+ dense metric": dict(PUBLISHED, metric="dense"),
+    "tuned, dense metric": dict(metric="dense"),
+    "tuned, jitter 0": dict(jitter=0.0),
+    "tuned, jitter 0.25": dict(jitter=0.25),
+    "tuned, jitter 0.75": dict(jitter=0.75),
 }
 STEPS = {"published": (250, 1000, 2000, 4000, 8000, 16000), "tuned (defaults)": (250, 1000, 2000, 4000)}
 OTHER_STEPS = (250, 1000, 4000)
+JITTER_STEPS = (1000,)  # the jitter sweep behind the default j = 0.5
 LOGLIK_PROTOCOLS = {"from the prior": False, "from the encoder": True}  # encoder=?
 LOGLIK_STEPS = (10, 30, 100, 300, 1000, 3000, 10000)
 
@@ -131,7 +138,8 @@ def cmd_run(args) -> None:
     have = {(d["problem"], d["protocol"], d["steps"]) for d in done}
     for problem in args.problems:
         for protocol in protocols_of(problem, args.protocols):
-            default_steps = LOGLIK_STEPS if problem.startswith("loglik") else STEPS.get(protocol, OTHER_STEPS)
+            default_steps = (LOGLIK_STEPS if problem.startswith("loglik") else JITTER_STEPS if "jitter " in protocol
+                             else STEPS.get(protocol, OTHER_STEPS))
             for steps in args.steps or default_steps:
                 if (problem, protocol, steps) in have:
                     continue

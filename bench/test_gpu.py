@@ -16,6 +16,7 @@ alone, L forwards + L input-gradient backwards).
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 import torch
@@ -27,7 +28,8 @@ from providers import available, make
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 SHORT, LONG = 8, 40  # transitions per block
-REPEATS, ROUNDS = 3, 3
+REPEATS = int(os.environ.get("RDFAST_GPU_REPEATS", "3"))  # bench/gpu_check.sh: 1
+ROUNDS = 3
 CONFIGS = {c.name: c for c in (  # L = 20: the paper's leap_steps
     Config("paper", (10, 1024, 1024, 1024, 784), nn.Tanh, nn.Sigmoid, 50, 40, LONG, leapfrog_steps=20),
     Config("tiny", (2, 64, 64, 64), nn.Tanh, nn.Sigmoid, 50, 40, LONG, leapfrog_steps=20),

@@ -2,11 +2,11 @@
 // field, and their launchers.
 //
 // Python fills a struct by field name (rdfast/backends/native.py) and calls
-// _C.cpu.<op>(dtype, args) or, when built with CUDA, _C.cuda.<op>(dtype, args, stream). A
-// pointer field takes an address (a Python int, 0 for an absent optional array); a scalar
-// field (β, Δβ, the Philox step) takes (value, address), a non-zero address being read by the
-// kernel. `enums` exports the codes of op_args.h by name. Nothing here knows torch or numpy:
-// any buffer with an address works.
+// _C.cpu.<op>(dtype, args), or rdfast._C_cuda.<op>(dtype, args, stream) where the CUDA module
+// is built (csrc/cuda_bindings.cpp: it takes these structs). A pointer field takes an address
+// (a Python int, 0 for an absent optional array); a scalar field (β, Δβ, the Philox step) takes
+// (value, address), a non-zero address being read by the kernel. `enums` exports the codes of
+// op_args.h by name. Nothing here knows torch or numpy: any buffer with an address works.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -19,9 +19,6 @@
 #include "cpu_philox.h"
 #include "op_args.h"
 #include "philox.h"
-#ifdef RDFAST_WITH_CUDA
-#include "cuda_ops.h"
-#endif
 
 namespace py = pybind11;
 
@@ -102,20 +99,4 @@ PYBIND11_MODULE(_C, m) {
   def_cpu(cpu, "philox_words", rdfast::cpu::philox_words);  // rdfast.sampling.rng's words
   def_cpu(cpu, "mlp_bias_act", rdfast::cpu::mlp_bias_act);  // the MLP fast path (rdfast.fastpath)
   def_cpu(cpu, "mlp_output", rdfast::cpu::mlp_output);
-
-#ifdef RDFAST_WITH_CUDA
-  m.attr("has_cuda") = true;
-  py::module_ cuda = m.def_submodule("cuda", "CUDA kernels on device memory, enqueued on a given stream");
-  const auto gil = py::call_guard<py::gil_scoped_release>();
-#define RDFAST_DEF_CUDA(op, Args) cuda.def(#op, &rdfast::cuda::op, gil);
-  RDFAST_TYPED_OPS(RDFAST_DEF_CUDA)
-  RDFAST_UNTYPED_OPS(RDFAST_DEF_CUDA)
-  cuda.def("philox_words", &rdfast::cuda::philox_words, gil);
-  cuda.def("device_count", &rdfast::cuda::device_count,
-           "Number of CUDA devices; 0 (never an error) without a driver or device.");
-  cuda.def("device_status", &rdfast::cuda::device_status,
-           "\"\" when a CUDA device is usable, else the CUDA runtime's reason.");
-#else
-  m.attr("has_cuda") = false;
-#endif
 }

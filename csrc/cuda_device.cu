@@ -24,4 +24,13 @@ std::string device_status() {
   return count > 0 ? "" : "the CUDA runtime sees 0 devices";
 }
 
+int driver_version() {
+  int version = 0;  // stays 0 without a driver
+  if (cudaDriverGetVersion(&version) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return version;
+}
+
 }  // namespace rdfast::cuda

@@ -21,5 +21,6 @@ void philox_words(const PhiloxArgs& a, uintptr_t stream);  // rdfast.sampling.rn
 
 int device_count();          // 0 without a driver or device, never an error
 std::string device_status();  // "" when a device is usable, else the runtime's reason
+int driver_version();        // the driver's CUDA version as 1000 * major + 10 * minor; 0 without a driver
 
 }  // namespace rdfast::cuda

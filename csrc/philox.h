@@ -1,10 +1,10 @@
-// Philox-4x32-10 (Salmon et al., SC'11), the integer core of rdfast.rng, for the CPU and CUDA
-// kernels alike.
+// Philox-4x32-10 (Salmon et al., SC'11), the integer core of rdfast.sampling.rng, for the CPU
+// and CUDA kernels alike.
 //
 // Counter (c0, c1, c2, c3) = (block, chain, item & 0xFFFFFFFF, step · 4 + stream), key =
 // the seed's two 32-bit halves. Each round: (hi0, lo0) = M0 · c0, (hi1, lo1) = M1 · c2 as
 // 64-bit products, c = (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0), then the key is bumped.
-// The floating-point transforms stay in rdfast.rng, so results are bit-identical everywhere.
+// The floating-point transforms stay in rdfast.sampling.rng, so results are bit-identical everywhere.
 #pragma once
 
 #include <cstdint>

@@ -15,6 +15,7 @@ import triton.language as tl
 from rdfast.backends import spec
 
 from .numerics import sigmoid, softplus
+from .tiles import column_tile, row_block
 
 GAUSSIAN_NLL = tl.constexpr(int(spec.Kind.GAUSSIAN_NLL))
 BERNOULLI_NLL = tl.constexpr(int(spec.Kind.BERNOULLI_NLL))
@@ -33,23 +34,18 @@ def distortion_kernel(
     BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr,
 ):
     """d [B] float64, grad_xhat [B, P] (and grad_logvar [B, P]) for BLOCK_ROWS rows."""
-    rows = tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)  # [R]
-    row_ok = rows < n_rows
-    row_start = rows.to(tl.int64)[:, None] * n_cols  # [R, 1]
+    rows, row_ok, row_start = row_block(n_rows, n_cols, BLOCK_ROWS)  # [R], [R], [R, 1]
     item_start = (rows // n_chains).to(tl.int64)[:, None] * n_cols  # [R, 1]
     total = tl.zeros([BLOCK_ROWS], dtype=tl.float64)
     for start in range(0, n_cols, BLOCK_COLS):
-        cols = start + tl.arange(0, BLOCK_COLS)  # [C]
-        col_ok = cols < n_cols
-        mask = row_ok[:, None] & col_ok[None, :]  # [R, C]
-        at_row = row_start + cols[None, :]
+        cols, mask, at_row = column_tile(row_ok, row_start, start, n_cols, BLOCK_COLS)  # [C], [R, C], [R, C]
         xhat = tl.load(xhat_ptr + at_row, mask=mask, other=0.0)  # [R, C]
         x = tl.load(x_ptr + item_start + cols[None, :], mask=mask, other=0.0)
         if KIND == GAUSSIAN_NLL:
             if LOGVAR == LOGVAR_ROW:
                 v = tl.load(logvar_ptr + at_row, mask=mask, other=0.0)
             elif LOGVAR == LOGVAR_PIXEL:
-                v = tl.load(logvar_ptr + cols, mask=col_ok, other=0.0)[None, :]
+                v = tl.load(logvar_ptr + cols, mask=cols < n_cols, other=0.0)[None, :]
             elif LOGVAR == LOGVAR_SCALAR:
                 v = tl.load(logvar_ptr)
             else:

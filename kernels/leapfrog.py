@@ -15,6 +15,7 @@ from rdfast.backends import spec
 
 from . import metric
 from .numerics import scalar_f64
+from .tiles import column_tile, row_block
 
 
 @triton.jit
@@ -29,6 +30,17 @@ def _grad_potential(z, g_ptr, prior_grad_ptr, at, mask, beta, HAS_PRIOR_GRAD: tl
 
 
 @triton.jit
+def hamiltonian(prior_energy_ptr, rows, row_ok, z_sq, beta, d, kinetic, HAS_PRIOR_ENERGY: tl.constexpr):
+    """H = E(z) + β d + ½ Σ_j p_j (M⁻¹p)_j [R] in float64 from the rows' Σ_j z_j² (``z_sq``) and
+    kinetic terms (``kinetic``): E = ½‖z‖², or with HAS_PRIOR_ENERGY the given prior energy."""
+    if HAS_PRIOR_ENERGY:
+        prior_energy = tl.load(prior_energy_ptr + rows, mask=row_ok, other=0.0)
+    else:
+        prior_energy = 0.5 * z_sq
+    return prior_energy + beta * d + 0.5 * kinetic
+
+
+@triton.jit
 def leapfrog_begin_kernel(
     z0_ptr, g0_ptr, d0_ptr, p_ptr, z_ptr, logw_ptr, h0_ptr, eps_ptr, inv_mass_ptr, prior_energy_ptr, prior_grad_ptr,
     beta_at_ptr, dbeta_at_ptr, n_rows, n_cols, metric_chains, beta: tl.float64, dbeta: tl.float64,
@@ -39,16 +51,12 @@ def leapfrog_begin_kernel(
     dtype = z0_ptr.dtype.element_ty
     beta64 = scalar_f64(beta, beta_at_ptr, BETA_AT)
     beta_t = beta64.to(dtype)
-    rows = tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)  # [R]
-    row_ok = rows < n_rows
-    row_start = rows.to(tl.int64)[:, None] * n_cols  # [R, 1]
+    rows, row_ok, row_start = row_block(n_rows, n_cols, BLOCK_ROWS)  # [R], [R], [R, 1]
     eps = tl.load(eps_ptr + rows, mask=row_ok, other=0.0).to(dtype)[:, None]  # [R, 1]
     z_sq = tl.zeros([BLOCK_ROWS], dtype=tl.float64)
     kinetic = tl.zeros([BLOCK_ROWS], dtype=tl.float64)
     for start in range(0, n_cols, BLOCK_COLS):
-        cols = start + tl.arange(0, BLOCK_COLS)  # [C]
-        mask = row_ok[:, None] & (cols < n_cols)[None, :]  # [R, C]
-        at = row_start + cols[None, :]
+        cols, mask, at = column_tile(row_ok, row_start, start, n_cols, BLOCK_COLS)  # [C], [R, C], [R, C]
         z0 = tl.load(z0_ptr + at, mask=mask, other=0.0)
         p = tl.load(p_ptr + at, mask=mask, other=0.0)
         if not HAS_PRIOR_ENERGY:
@@ -59,12 +67,9 @@ def leapfrog_begin_kernel(
         p = p - 0.5 * eps * _grad_potential(z0, g0_ptr, prior_grad_ptr, at, mask, beta_t, HAS_PRIOR_GRAD)
         tl.store(p_ptr + at, p, mask=mask)
         tl.store(z_ptr + at, z0 + eps * metric.velocity(p, m), mask=mask)
-    if HAS_PRIOR_ENERGY:
-        prior_energy = tl.load(prior_energy_ptr + rows, mask=row_ok, other=0.0)
-    else:
-        prior_energy = 0.5 * z_sq
     d0 = tl.load(d0_ptr + rows, mask=row_ok, other=0.0)
-    tl.store(h0_ptr + rows, prior_energy + beta64 * d0 + 0.5 * kinetic, mask=row_ok)
+    h0 = hamiltonian(prior_energy_ptr, rows, row_ok, z_sq, beta64, d0, kinetic, HAS_PRIOR_ENERGY)
+    tl.store(h0_ptr + rows, h0, mask=row_ok)
     logw = tl.load(logw_ptr + rows, mask=row_ok, other=0.0)
     tl.store(logw_ptr + rows, logw - scalar_f64(dbeta, dbeta_at_ptr, DBETA_AT) * d0, mask=row_ok)
 
@@ -80,14 +85,10 @@ def leapfrog_kick_kernel(
     half kick alone (p −= ½ε∇U)."""
     dtype = z_ptr.dtype.element_ty
     beta_t = scalar_f64(beta, beta_at_ptr, BETA_AT).to(dtype)
-    rows = tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)  # [R]
-    row_ok = rows < n_rows
-    row_start = rows.to(tl.int64)[:, None] * n_cols  # [R, 1]
+    rows, row_ok, row_start = row_block(n_rows, n_cols, BLOCK_ROWS)  # [R], [R], [R, 1]
     eps = tl.load(eps_ptr + rows, mask=row_ok, other=0.0).to(dtype)[:, None]  # [R, 1]
     for start in range(0, n_cols, BLOCK_COLS):
-        cols = start + tl.arange(0, BLOCK_COLS)  # [C]
-        mask = row_ok[:, None] & (cols < n_cols)[None, :]  # [R, C]
-        at = row_start + cols[None, :]
+        cols, mask, at = column_tile(row_ok, row_start, start, n_cols, BLOCK_COLS)  # [C], [R, C], [R, C]
         z = tl.load(z_ptr + at, mask=mask, other=0.0)
         p = tl.load(p_ptr + at, mask=mask, other=0.0)
         grad = _grad_potential(z, g_ptr, prior_grad_ptr, at, mask, beta_t, HAS_PRIOR_GRAD)

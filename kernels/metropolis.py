@@ -14,7 +14,9 @@ import triton.language as tl
 from rdfast.backends import spec
 
 from . import metric
+from .leapfrog import hamiltonian
 from .numerics import is_finite, scalar_f64
+from .tiles import column_tile, row_block
 
 
 @triton.jit
@@ -26,36 +28,27 @@ def metropolis_kernel(
     BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr,
 ):
     """Accept/reject BLOCK_ROWS proposals (z, g, d, p) against the states (z0, g0, d0) in place."""
-    rows = tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)  # [R]
-    row_ok = rows < n_rows
-    row_start = rows.to(tl.int64)[:, None] * n_cols  # [R, 1]
+    rows, row_ok, row_start = row_block(n_rows, n_cols, BLOCK_ROWS)  # [R], [R], [R, 1]
     z_sq = tl.zeros([BLOCK_ROWS], dtype=tl.float64)
     kinetic = tl.zeros([BLOCK_ROWS], dtype=tl.float64)
     for start in range(0, n_cols, BLOCK_COLS):
-        cols = start + tl.arange(0, BLOCK_COLS)  # [C]
-        mask = row_ok[:, None] & (cols < n_cols)[None, :]  # [R, C]
-        at = row_start + cols[None, :]
+        cols, mask, at = column_tile(row_ok, row_start, start, n_cols, BLOCK_COLS)  # [C], [R, C], [R, C]
         if not HAS_PRIOR_ENERGY:
             z = tl.load(z_ptr + at, mask=mask, other=0.0).to(tl.float64)
             z_sq += tl.sum(z * z, axis=1)
         p = tl.load(p_ptr + at, mask=mask, other=0.0)
         m = metric.tile(inv_mass_ptr, rows, cols, n_cols, metric_chains, mask, METRIC)
         kinetic += tl.sum(metric.kinetic_terms(p, m), axis=1)
-    if HAS_PRIOR_ENERGY:
-        prior_energy = tl.load(prior_energy_ptr + rows, mask=row_ok, other=0.0)
-    else:
-        prior_energy = 0.5 * z_sq
     d = tl.load(d_ptr + rows, mask=row_ok, other=0.0)
-    h1 = prior_energy + scalar_f64(beta, beta_at_ptr, BETA_AT) * d + 0.5 * kinetic  # [R]
+    h1 = hamiltonian(prior_energy_ptr, rows, row_ok, z_sq, scalar_f64(beta, beta_at_ptr, BETA_AT), d, kinetic,
+                     HAS_PRIOR_ENERGY)  # [R]
     finite = is_finite(h1)
     h0 = tl.load(h0_ptr + rows, mask=row_ok, other=0.0)
     u = tl.load(u_ptr + rows, mask=row_ok, other=1.0)
     accept = row_ok & finite & (tl.log(u) < h0 - h1)  # [R]
 
     for start in range(0, n_cols, BLOCK_COLS):
-        cols = start + tl.arange(0, BLOCK_COLS)
-        take = accept[:, None] & (cols < n_cols)[None, :]  # [R, C]
-        at = row_start + cols[None, :]
+        _, take, at = column_tile(accept, row_start, start, n_cols, BLOCK_COLS)  # [R, C] of the accepted rows
         tl.store(z0_ptr + at, tl.load(z_ptr + at, mask=take), mask=take)
         tl.store(g0_ptr + at, tl.load(g_ptr + at, mask=take), mask=take)
     d0 = tl.load(d0_ptr + rows, mask=row_ok, other=0.0)

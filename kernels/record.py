@@ -10,6 +10,7 @@ import triton
 import triton.language as tl
 
 from .numerics import INF, as_float64, is_infinite
+from .tiles import column_tile, row_block
 
 
 @triton.jit
@@ -19,22 +20,18 @@ def record_kernel(
     BLOCK_ITEMS: tl.constexpr, BLOCK_CHAINS: tl.constexpr,
 ):
     """log Ẑ, D̂ and ESS [N] for BLOCK_ITEMS items, looping over their chains in blocks."""
-    items = tl.program_id(0) * BLOCK_ITEMS + tl.arange(0, BLOCK_ITEMS)  # [I]
-    item_ok = items < n_items
-    item_start = items.to(tl.int64)[:, None] * n_chains  # [I, 1]
+    items, item_ok, item_start = row_block(n_items, n_chains, BLOCK_ITEMS)  # [I], [I], [I, 1]
 
     top = tl.full([BLOCK_ITEMS], -INF, dtype=tl.float64)
     for start in range(0, n_chains, BLOCK_CHAINS):
-        chains = start + tl.arange(0, BLOCK_CHAINS)  # [C]
-        mask = item_ok[:, None] & (chains < n_chains)[None, :]  # [I, C]
+        chains, mask, _ = column_tile(item_ok, item_start, start, n_chains, BLOCK_CHAINS)  # [C], [I, C]
         logw = tl.load(logw_ptr + item_start + chains[None, :], mask=mask, other=-INF)
         top = tl.maximum(top, tl.max(logw, axis=1))
     shift = tl.where(is_infinite(top), 0.0, top)
 
     total = tl.zeros([BLOCK_ITEMS], dtype=tl.float64)
     for start in range(0, n_chains, BLOCK_CHAINS):
-        chains = start + tl.arange(0, BLOCK_CHAINS)
-        mask = item_ok[:, None] & (chains < n_chains)[None, :]
+        chains, mask, _ = column_tile(item_ok, item_start, start, n_chains, BLOCK_CHAINS)
         logw = tl.load(logw_ptr + item_start + chains[None, :], mask=mask, other=-INF)
         total += tl.sum(tl.where(mask, tl.exp(logw - shift[:, None]), 0.0), axis=1)
     lse = tl.log(total) + shift  # [I]
@@ -42,9 +39,7 @@ def record_kernel(
     dist = tl.zeros([BLOCK_ITEMS], dtype=tl.float64)
     sum_sq = tl.zeros([BLOCK_ITEMS], dtype=tl.float64)
     for start in range(0, n_chains, BLOCK_CHAINS):
-        chains = start + tl.arange(0, BLOCK_CHAINS)
-        mask = item_ok[:, None] & (chains < n_chains)[None, :]
-        at = item_start + chains[None, :]
+        _, mask, at = column_tile(item_ok, item_start, start, n_chains, BLOCK_CHAINS)
         logw = tl.load(logw_ptr + at, mask=mask, other=-INF)
         d = tl.load(d_ptr + at, mask=mask, other=0.0)
         w = tl.exp(logw - lse[:, None])  # [I, C]

@@ -24,6 +24,8 @@ CUDA graph that captured the call follows their current values.
 """
 from __future__ import annotations
 
+import ctypes
+import math
 import numbers
 import warnings
 
@@ -136,18 +138,46 @@ def _tensor(op, name, a, out):
             raise ValueError(f"{op}: {name} is an output and must be writable, but it is read-only")
         return _from_numpy(op, name, np.asarray(a), out)
     if hasattr(a, "__dlpack__"):
+        if out and _dlpack_read_only(a):
+            raise ValueError(f"{op}: {name} is an output and must be writable, but its __dlpack__ marks it read-only")
         return torch.from_dlpack(a)
     raise TypeError(f"{op}: {name} must be a torch tensor, a NumPy array, or an object with __dlpack__ "
                     f"or __array_interface__; got {type(a).__name__}")
 
 
 def _scalar(op, name, value):
-    """A number as a float, or a 0-d float64 array as a zero-copy tensor, read at launch."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+    """A finite number as a float, or a 0-d float64 array as a zero-copy tensor, read at launch
+    (its value is checked on the host only: on a GPU a check would wait for the device)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+        if not math.isfinite(value):
+            raise ValueError(f"{op}: {name} must be finite, got {value!r}")
         return float(value)
     t = _tensor(op, name, value, out=False)
     spec.scalar(op, name, t, torch.float64, t.device)  # 0-d float64, or a TypeError naming it
+    if t.device.type == "cpu" and not math.isfinite(t.item()):
+        raise ValueError(f"{op}: {name} must be finite, got {t.item()!r}")
     return t
+
+
+_get_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+_get_capsule_pointer.restype, _get_capsule_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+_DLPACK_FLAGS_OFFSET = 24  # DLManagedTensorVersioned: version (2 x u32), manager_ctx, deleter, then u64 flags
+_DLPACK_READ_ONLY = 1
+
+
+def _dlpack_read_only(a) -> bool:
+    """Whether ``a`` exports itself read-only through DLPack ≥ 1.0 (older producers cannot say)."""
+    try:
+        capsule = a.__dlpack__(max_version=(1, 0))
+    except TypeError:  # a producer before DLPack 1.0: no read-only flag
+        return False
+    except BufferError:  # e.g. NumPy refuses to export a read-only array to an old consumer
+        return True
+    try:
+        pointer = _get_capsule_pointer(capsule, b"dltensor_versioned")
+    except ValueError:  # an unversioned capsule
+        return False
+    return bool(ctypes.c_uint64.from_address(pointer + _DLPACK_FLAGS_OFFSET).value & _DLPACK_READ_ONLY)
 
 
 def _from_numpy(op, name, a, out):

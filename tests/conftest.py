@@ -7,9 +7,11 @@ rdfast's kernels at ``import rdfast.kernels``). So they are imported here, befor
 import them for a GPU; the variable itself is set only by the tests that run the kernels
 (``triton_interpreter``), so that ``backends.available()`` elsewhere sees this machine as it is.
 """
+import contextlib
 import importlib
 import os
 import sys
+import types
 import zlib
 
 import numpy as np
@@ -58,3 +60,42 @@ def triton_interpreter(monkeypatch):
         monkeypatch.setenv("TRITON_INTERPRET", "1")  # the registry offers triton on the CPU only with it
     assert backend.unavailable_reason() == "", backend.unavailable_reason()
     return backend
+
+
+@pytest.fixture
+def fake_gpus(monkeypatch):
+    """A stand-in for the CUDA device queries: ``fake_gpus((7, 0), (9, 0))`` makes torch report
+    GPUs of those compute capabilities and puts in a CUDA module built for ``architectures`` (CMake's
+    form), so that the checks of the registry run without a GPU; nothing can be launched."""
+    from rdfast.backends import native
+
+    def install(*capabilities, architectures="80-real,90-real,90-virtual"):
+        def index(device):
+            return device if isinstance(device, int) else torch.device(device).index or 0
+
+        module = types.SimpleNamespace(architectures=architectures, nvcc_version="13.0.88", device_status=lambda: "",
+                                       device_count=lambda: len(capabilities), driver_version=lambda: 13000)
+        monkeypatch.setattr(native, "_C_cuda", module)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: len(capabilities))
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capabilities[index(device)])
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: f"stand-in GPU {index(device)}")
+    return install
+
+
+@pytest.fixture
+def device_guards(monkeypatch):
+    """A stand-in for torch's device guard: inside ``torch.cuda.device(d)`` the returned list ends
+    with d (the device made current); it is empty outside every guard."""
+    current = []
+
+    @contextlib.contextmanager
+    def guard(device):
+        current.append(torch.device(device))
+        try:
+            yield
+        finally:
+            current.pop()
+
+    monkeypatch.setattr(torch.cuda, "device", guard)
+    return current

@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
 import torch
 
+from ..runtime.atomic import check_writable, write_atomic
 from ..sampling import schedules
+
+DEFAULT_ITEMS = 50
 
 
 def _positive_int(text):
@@ -63,12 +68,18 @@ def load_callable(spec: str, flag: str):
         obj = importlib.import_module(module_name)
     except ImportError as exc:
         raise SystemExit(f"rdfast: {flag}: cannot import {module_name!r}: {exc}") from None
+    except Exception as exc:  # the user's module failed while it ran: say where, without a traceback
+        raise SystemExit(f"rdfast: {flag}: importing {module_name!r} raised {type(exc).__name__}: {exc}") from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise SystemExit(f"rdfast: {flag}: {module_name!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
     if isinstance(obj, type):
-        obj = obj()
+        try:
+            obj = obj()
+        except Exception as exc:  # e.g. a constructor that needs arguments
+            raise SystemExit(f"rdfast: {flag}: {spec} is a class and {attr}() raised {type(exc).__name__}: {exc}; "
+                             "name an instance, or a class whose constructor needs no arguments") from None
     if not callable(obj):
         raise SystemExit(f"rdfast: {flag}: {spec} is not callable")
     if isinstance(obj, torch.nn.Module):
@@ -87,7 +98,10 @@ def _load_items(args):
             x, shape = load_npz(args.data, args.key) if args.data.endswith(".npz") else load_idx(args.data)
         except (FileNotFoundError, ValueError) as exc:
             raise SystemExit(f"rdfast: --data: {exc}") from None
-    return x[: args.items], shape
+    if args.items is not None and args.items > x.shape[0]:
+        raise SystemExit(f"rdfast: --items: {args.items} asked for, but {args.data} holds {x.shape[0]} items; "
+                         f"pass --items {x.shape[0]} or fewer")
+    return x[: args.items or DEFAULT_ITEMS], shape
 
 
 def _device(spec: str) -> torch.device:
@@ -117,9 +131,22 @@ def _decoder_and_items(args):
     if isinstance(decoder, torch.nn.Module):
         decoder.to(device=device, dtype=x.dtype)
     logvar = args.logvar
-    if args.distortion == "gaussian_nll" and logvar is None and hasattr(decoder, "logvar"):
+    if args.distortion == "gaussian_nll" and logvar is None and hasattr(decoder, "logvar") \
+            and not _returns_pair(decoder, args.latent_dim, x):
         logvar = decoder.logvar
     return decoder, x, logvar
+
+
+def _returns_pair(decoder, latent_dim, x) -> bool:
+    """Whether ``decoder`` returns (mean, logvar) (then its own logvar output is used, not ``.logvar``)."""
+    from ..runtime.validation import infer_latent_dim
+
+    try:
+        K = infer_latent_dim(decoder, None, latent_dim)
+        with torch.no_grad():
+            return isinstance(decoder(torch.zeros(1, K, dtype=x.dtype, device=x.device)), (tuple, list))
+    except Exception:  # the run itself reports what is wrong with the decoder, naming it
+        return False
 
 
 def _common(args, logvar) -> dict:
@@ -141,44 +168,46 @@ def cmd_run(args) -> int:
     from ..sampling.bdmc import bdmc
     from ..sampling.curve import rd_curve
     from ..sampling.loglik import LIKELIHOODS
-    from .demo import _bdmc_json, _curve_json, curve_log_likelihood, summary, write_outputs
+    from .demo import _bdmc_json, _curve_json, curve_log_likelihood, summary
 
+    out = _output_folder(args.out, ["result.npz", "results.json"] + (["bdmc.npz"] if args.bdmc else []))
     decoder, x, logvar = _decoder_and_items(args)
     common = _common(args, logvar)
     make = {"sigmoid": lambda: schedules.sigmoid(args.steps, args.beta_max, args.radius),
             "linear": lambda: schedules.linear(args.steps, args.beta_max)}[args.schedule]
     # with d = −log p(x|z), log Ẑ at β = 1 is the AIS log-likelihood: the path passes through it
     through = [1.0] if args.distortion in LIKELIHOODS and args.beta_max >= 1.0 else []
-    out = Path(args.out)
-    try:
+    with _flag_errors(args):
         if args.single_round:
             path, forced = schedules.through(make(), through)
             record = sorted(set(record_steps(args.record, args.steps).tolist()) | set(forced))
             res = ais(decoder, x, path, seed=args.seed, record=record, **_checkpointing(args), **common)
         else:
-            res = rd_curve(decoder, x, args.beta_max, args.steps, schedule=make(), seed=args.seed, record=args.record,
-                           through=through, **_checkpointing(args), **common)
+            res = rd_curve(decoder, x, schedule=make(), seed=args.seed, record=args.record, through=through,
+                           **_checkpointing(args), **common)
         bd = None
         if args.bdmc:
             bd = bdmc(decoder, args.bdmc, args.bdmc_items, steps=args.bdmc_steps, seed=args.seed,
                       dtype=x.dtype, **common)
-    except (ValueError, TypeError) as exc:
-        raise SystemExit(f"rdfast: {exc}") from None
     if res is None:  # a rank other than 0
         return 0
-    out.mkdir(parents=True, exist_ok=True)
     entry = {"curve": _curve_json(res)}
     if through:
         entry["log_likelihood"] = curve_log_likelihood(res)
+    written = ["result.npz"]
+    res.save(out / "result.npz")
     if bd is not None:
         entry["bdmc"] = _bdmc_json(bd)
         bd.save(out / "bdmc.npz")
-    res.save(out / "result.npz")
-    results = {"data": args.data, "distortion": args.distortion, "models": {args.name: entry}}
-    write_outputs(results, out)
-    print(res.summary())
-    print(summary(results))
-    print(f"wrote {out}/result.npz, results.json, rd_curves.png, bdmc.png")
+        written.append("bdmc.npz")
+    results = {"data": args.data, "distortion": args.distortion, "settings": _settings(args, x),
+               "models": {args.name: entry}}
+    written += write_results(results, out)
+    print(res.summary(max_rows=12))
+    extra = summary(results, curves=False)
+    if extra:
+        print(extra)
+    print(f"wrote {', '.join(str(out / name) for name in written)}")
     return 0
 
 
@@ -187,33 +216,107 @@ def cmd_loglik(args) -> int:
     from ..sampling.loglik import log_likelihood
     from .demo import _bdmc_json, loglik_json
 
+    out = _output_folder(args.out, ["loglik.npz", "loglik.json"] + (["bdmc.npz"] if args.bdmc else []))
     decoder, x, logvar = _decoder_and_items(args)
     encoder = None if args.encoder is None else load_callable(args.encoder, "--encoder")
     if isinstance(encoder, torch.nn.Module):
         encoder.to(device=x.device, dtype=x.dtype)
     common = _common(args, logvar)
-    try:
+    with _flag_errors(args):
         ll = log_likelihood(decoder, x, args.steps, encoder=encoder, seed=args.seed, **_checkpointing(args), **common)
         bd = None
         if args.bdmc:
             bd = bdmc(decoder, [1.0], args.bdmc_items, steps=args.bdmc_steps, seed=args.seed, dtype=x.dtype, **common)
-    except (ValueError, TypeError) as exc:
-        raise SystemExit(f"rdfast: {exc}") from None
     if ll is None:  # a rank other than 0
         return 0
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     ll.save(out / "loglik.npz")
-    entry = {"data": args.data, "decoder": args.decoder, "encoder": args.encoder, "log_likelihood": loglik_json(ll)}
+    entry = {"data": args.data, "decoder": args.decoder, "encoder": args.encoder, "settings": _settings(args, x),
+             "log_likelihood": loglik_json(ll)}
     if bd is not None:
         entry["bdmc"] = _bdmc_json(bd)
         bd.save(out / "bdmc.npz")
-    (out / "loglik.json").write_text(json.dumps(entry, indent=1))
+    write_atomic(out / "loglik.json", lambda f: f.write(json.dumps(entry, indent=1).encode()))
     print(ll.summary(args.unit))
     if bd is not None:
         print(bd.summary())
-    print(f"wrote {out / 'loglik.npz'} (log p(x) per item) and {out / 'loglik.json'}")
+    print(f"wrote {out / 'loglik.npz'} (log p(x) per item), {out / 'loglik.json'}"
+          + (f" and {out / 'bdmc.npz'}" if bd is not None else ""))
     return 0
+
+
+def _settings(args, x) -> dict:
+    """The run's settings for its JSON file: what it takes to run it again."""
+    names = ("decoder", "items", "chains", "leapfrog", "seed", "dtype", "batch_size", "backend", "distortion",
+             "logvar", "latent_dim", "steps", "beta_max", "schedule", "radius", "record", "single_round", "encoder",
+             "bdmc", "bdmc_items", "bdmc_steps")
+    settings = {name: getattr(args, name) for name in names if hasattr(args, name)}
+    settings.update(items=x.shape[0], device=str(x.device))
+    if not settings.get("bdmc"):
+        settings = {k: v for k, v in settings.items() if not k.startswith("bdmc_")}
+    return settings
+
+
+def write_results(results: dict, out: Path) -> list[str]:
+    """results.json (atomically) and its figures (``figures_of``); the names of the files."""
+    write_atomic(out / "results.json", lambda f: f.write(json.dumps(results, indent=1).encode()))
+    return ["results.json", *figures_of(results, out)]
+
+
+def figures_of(results: dict, out: Path) -> list[str]:
+    """rd_curves.png and, if a model has BDMC bounds, bdmc.png in ``out``; their names."""
+    from . import figures
+
+    figures.rd_curves(results, out / "rd_curves.png")
+    if not any(model.get("bdmc") for model in results["models"].values()):
+        return ["rd_curves.png"]
+    figures.bdmc_gaps(results, out / "bdmc.png")
+    return ["rd_curves.png", "bdmc.png"]
+
+
+def _output_folder(out: str, names) -> Path:
+    """``--out`` checked before any work: a folder (created if missing) that takes files, and that
+    holds none of the result files ``names`` of an earlier run (never overwritten)."""
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise SystemExit(f"rdfast: --out: {out} is a file; expected a folder for the results")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        check_writable("--out", folder / names[0])
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"rdfast: --out: cannot write results in {out} ({exc})") from None
+    taken = [name for name in names if (folder / name).exists()]
+    if taken:
+        raise SystemExit(f"rdfast: --out: {out} already holds {', '.join(taken)} of an earlier run; choose another "
+                         "--out, or move those files away")
+    return folder
+
+
+# the options of ``run`` and ``loglik`` by the name of the argument of the Python API they set
+API_FLAGS = {"x": "--data", "n_chains": "--chains", "leapfrog_steps": "--leapfrog", "n_data": "--bdmc-items"}
+
+
+@contextlib.contextmanager
+def _flag_errors(args):
+    """Errors of the Python API as the command's: one line, naming options (``--latent-dim 8``) where
+    the API names arguments (``latent_dim=8``)."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        raise SystemExit(f"rdfast: {cli_message(str(exc), vars(args))}") from None
+
+
+def cli_message(message: str, options) -> str:
+    """``message`` with each API argument that has an option among ``options`` (names of the
+    parsed arguments) written as the option: ``name=value`` as ``--name value``, ``name:`` and
+    ``snake_name`` as ``--name``."""
+    flags = {name: "--" + name.replace("_", "-") for name in options if name != "schedule"}
+    flags.update({name: flag for name, flag in API_FLAGS.items() if flag[2:].replace("-", "_") in options})
+    names = "|".join(sorted(map(re.escape, flags), key=len, reverse=True))
+    message = re.sub(rf"(?<![\w./-])({names})=('([^']*)'|[^\s,;)]*)",
+                     lambda m: " ".join(filter(None, (flags[m.group(1)], m.group(3) or m.group(2)))), message)
+    message = re.sub(rf"(^|; )({names}):", lambda m: f"{m.group(1)}{flags[m.group(2)]}:", message)
+    return re.sub(rf"(?<![\w./-])({names})(?![\w-])",
+                  lambda m: flags[m.group(1)] if "_" in m.group(1) else m.group(1), message)
 
 
 def cmd_demo(args) -> int:
@@ -225,9 +328,10 @@ def cmd_demo(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from .demo import write_outputs
-
     path = Path(args.results)
+    if path.is_dir():
+        hint = f"; pass {path / 'results.json'}" if (path / "results.json").is_file() else ""
+        raise SystemExit(f"rdfast: plot: {path} is a folder; expected the path of a results.json{hint}")
     try:
         results = json.loads(path.read_text())
         models = results["models"]
@@ -235,18 +339,27 @@ def cmd_plot(args) -> int:
             raise KeyError("curve")
     except FileNotFoundError:
         raise SystemExit(f"rdfast: plot: no such file: {path}") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise SystemExit(f"rdfast: plot: {path} is not an rdfast results.json ({exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise SystemExit(f"rdfast: plot: {path} is not an rdfast results.json (from rdfast run or rdfast demo: "
+                         f"{type(exc).__name__}: {exc})") from None
     out = Path(args.out) if args.out else path.parent
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"rdfast: --out: {out} is a file; expected a folder for the figures")
     out.mkdir(parents=True, exist_ok=True)
-    write_outputs(results, out)
-    print(f"wrote {out / 'rd_curves.png'} and {out / 'bdmc.png'}")
+    print(f"wrote {' and '.join(str(out / name) for name in figures_of(results, out))}")
     return 0
 
 
 def cmd_backends(args) -> int:
     from .. import backends
+    from ..runtime import device_loop
 
+    safe = ".".join(map(str, device_loop.SAFE_TO_TRY_TORCH))
+    graphs = (f"yes (torch >= {safe})" if device_loop.captures_by_default()
+              else f"no: before torch {safe} only with cuda_graphs=True (docs/gpu.md)")
+    for label, text in [*backends.environment(), ("CUDA graphs", f"captured by default: {graphs}")]:
+        print(f"{label:14} {text}")
+    print()
     for name, info in backends.available().items():
         state = "available" if info["available"] else f"unavailable: {info['reason']}"
         print(f"{name:7} on {'/'.join(info['devices']):9} {state}")
@@ -258,7 +371,8 @@ def _model_arguments(parser, distortions, default) -> None:
     parser.add_argument("--decoder", required=True, help="package.module:attribute or a TorchScript file")
     parser.add_argument("--data", required=True, help="'digits', a .npz file or an MNIST-format IDX file")
     parser.add_argument("--key", default=None, help="array name inside the .npz file")
-    parser.add_argument("--items", type=_positive_int, default=50, help="use the first N items (default 50)")
+    parser.add_argument("--items", type=_positive_int, default=None,
+                        help=f"use the first N items (default: {DEFAULT_ITEMS}, or all if there are fewer)")
     parser.add_argument("--distortion", default=default, choices=distortions)
     parser.add_argument("--logvar", type=float, default=None,
                         help="gaussian_nll log-variance (default: the decoder's .logvar attribute)")
@@ -305,7 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--beta-max", type=_positive_float, default=1000.0)
     run.add_argument("--steps", type=_positive_int, default=10000, help="AIS transitions per round")
     run.add_argument("--schedule", choices=["sigmoid", "linear"], default="sigmoid")
-    run.add_argument("--radius", type=_positive_float, default=4.0, help="sigmoid schedule radius")
+    run.add_argument("--radius", type=_positive_float, default=10.0,
+                     help="radius of round 1's sigmoid schedule (default 10, the published code's)")
     run.add_argument("--record", type=_positive_int, default=200, help="points on the curve")
     run.add_argument("--single-round", action="store_true", help="adapt step sizes in the only round")
     run.add_argument("--bdmc", type=_betas, default=None, help="comma-separated betas for BDMC gaps")
@@ -328,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", default=None, help="output folder (default: beside results.json)")
     plot.set_defaults(func=cmd_plot)
 
-    info = sub.add_parser("backends", help="list the backends and whether they run here")
+    info = sub.add_parser("backends", help="versions (torch, CUDA, driver, Triton), GPUs, and the backends that run here")
     info.set_defaults(func=cmd_backends)
     return parser
 

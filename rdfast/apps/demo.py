@@ -4,51 +4,65 @@ Trains (or reloads) a VAE with latent sizes 2 and 10, a WGAN-GP generator and an
 autoencoder (latent 10) on scikit-learn's 8×8 digits; then for each model the AIS
 rate-distortion curve on held-out digits by the two-round protocol (squared error, as the
 paper's MNIST curves), the AIS log-likelihood of the VAEs at β = 1 (Gaussian likelihood with
-the learned variance), BDMC gaps at three β on simulated data, and reconstructions at a low
-and a high rate. Writes rd_curves.png, bdmc.png, reconstructions.png and results.json.
+the learned variance, annealing from the VAE's encoder), BDMC gaps on simulated data at β's
+that span the curve, and reconstructions at a low and a high rate. Writes rd_curves.png,
+bdmc.png, reconstructions.png and results.json (every mean with its standard error over items,
+and the settings that produced it).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from . import figures
+from .. import __version__
+from ..runtime.progress import Progress, bar_label
 from ..sampling import schedules
 from ..sampling.annealing import ais
 from ..sampling.bdmc import bdmc
+from ..sampling.config import TUNED_HMC
 from ..sampling.curve import rd_curve
 from ..sampling.loglik import log_likelihood
 from .data import load_digits
 from .train import trained
 
+SUMMARY_BETAS = (1.0, 10.0, 100.0, 1000.0)  # β's of the terminal summary, on every curve exactly
 MODELS = (("VAE k=2", "vae", 2), ("VAE k=10", "vae", 10), ("GAN k=10", "gan", 10), ("AAE k=10", "aae", 10))
 BDMC_MODELS = ("VAE k=10", "GAN k=10")
 
 
 @dataclass
 class Settings:
-    """Sizes of one demo run (the defaults target ≤ 5 minutes on two cores)."""
+    """Sizes of one demo run (the defaults target ≤ 5 minutes on two cores, training included,
+    with every BDMC gap within 0.5 nats: docs/demo.md has the measurements behind them)."""
 
     n_items: int = 16  # held-out digits per curve
     n_chains: int = 16
     leapfrog_steps: int = 10
-    steps: int = 1000  # transitions per AIS run
+    steps: int = 1000  # transitions per round of an RD curve
     beta_max: float = 2000.0  # squared error: the last point is close to lossless
-    bdmc_betas: tuple = (0.5, 10.0, 500.0)
+    record: int = 60  # points per curve
+    summary_betas: tuple = SUMMARY_BETAS
+    loglik_steps: int = 300  # transitions per round of the log-likelihoods (from the encoder)
+    bdmc_betas: tuple = (0.5, 10.0, 500.0, 2000.0)
     bdmc_items: int = 8
-    bdmc_steps: int = 300
+    bdmc_chains: int = 8
+    bdmc_steps: int = 1000  # transitions per round and direction
     low_rate_beta: float = 2.0  # reconstructions at a low rate
     epochs: dict = None  # per model kind; None: the trainers' defaults
 
     @classmethod
     def quick(cls) -> "Settings":
         """For CI: a few seconds of everything, same code paths."""
-        return cls(n_items=4, n_chains=4, leapfrog_steps=4, steps=40, bdmc_betas=(0.5, 10.0, 500.0), bdmc_items=3,
-                   bdmc_steps=20, epochs={"vae": 3, "gan": 3, "aae": 3})
+        return cls(n_items=4, n_chains=4, leapfrog_steps=4, steps=40, record=20, loglik_steps=20, bdmc_items=3,
+                   bdmc_chains=4, bdmc_steps=20, epochs={"vae": 3, "gan": 3, "aae": 3})
 
 
 def _values(t) -> list:
@@ -74,8 +88,8 @@ def _bdmc_json(bd) -> dict:
 
 def loglik_json(ll) -> dict:
     """A log-likelihood entry of results.json: mean and standard error over items (nats), and per item."""
-    return {"mean": ll.mean, "stderr": None if ll.stderr != ll.stderr else ll.stderr, "per_item": ll.per_item.tolist(), "ess": ll.ess.mean().item(),
-            "encoder": bool(ll.config.get("encoder"))}
+    return {"mean": ll.mean, "stderr": None if ll.stderr != ll.stderr else ll.stderr, "per_item": ll.per_item.tolist(),
+            "ess": ll.ess.mean().item(), "encoder": bool(ll.config.get("encoder"))}
 
 
 def curve_log_likelihood(res) -> dict:
@@ -97,43 +111,70 @@ def _best_chain_reconstruction(decoder, res) -> torch.Tensor:
         return decoder(z).reshape(z.shape[0], -1)
 
 
-def run_demo(out, settings: Settings, backend: str = "auto", seed: int = 0, cache=None, log=print) -> dict:
-    """Run everything, write the figures and results.json into ``out``; return the results."""
+def _run_settings(settings: Settings, backend: str, seed: int) -> dict:
+    """What results.json records of how it was made."""
+    return {**dataclasses.asdict(settings), "seed": seed, "backend": backend, "hmc": dict(TUNED_HMC),
+            "schedule": "round 1: sigmoid (radius 10) to beta_max; round 2: tuned (equal thermodynamic length)",
+            "distortion": "squared_error (curves, BDMC); gaussian_nll with the learned variance (log p(x))",
+            "rdfast": __version__, "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "python": platform.python_version()}
+
+
+def _tasks(name: str, kind: str) -> list:
+    """The demo's steps for one model, as shown on its overall progress bar."""
+    return ["training", "RD curve", *(["log p(x)"] if kind == "vae" else []), *(["BDMC"] if name in BDMC_MODELS else []),
+            "reconstructions"]
+
+
+def run_demo(out, settings: Settings, backend: str = "auto", seed: int = 0, cache=None, log=tqdm.write,
+             progress: bool = True) -> dict:
+    """Run everything, write the figures and results.json into ``out``; return the results.
+    ``progress``: one overall bar of the demo's steps, with each AIS run's bar nested below it
+    (``VAE k=10 · RD curve · round 2/2``)."""
     start = time.monotonic()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(cache) if cache is not None else out / "models"
     data = load_digits()
     x = data.test[: settings.n_items]  # [N, 64]
-    sched = schedules.sigmoid(settings.steps, settings.beta_max)
-    common = dict(n_chains=settings.n_chains, leapfrog_steps=settings.leapfrog_steps, backend=backend,
-                  progress=True)
     results = {"data": "digits (scikit-learn, 8x8, held-out test items)", "distortion": "squared_error",
-               "settings": {k: v for k, v in vars(settings).items()}, "models": {}}
+               "settings": _run_settings(settings, backend, seed), "models": {}}
     recon = {}
-    for name, kind, k in MODELS:
-        options = {} if settings.epochs is None else {"epochs": settings.epochs[kind]}
-        model = trained(kind, k, cache, data=data.train, progress=log, **options)
-        dec = model.decoder.eval().requires_grad_(False)
-        log(f"{name}: rate-distortion curve ({settings.steps} transitions x 2 rounds)")
-        curve = rd_curve(dec, x, settings.beta_max, settings.steps, schedule=sched, seed=seed,
-                         distortion="squared_error", record=100, **common)
-        entry = {"curve": _curve_json(curve), "training": {key: v[-1] for key, v in model.history.items()}}
-        if kind == "vae":
-            log(f"{name}: AIS log-likelihood at beta = 1, from the encoder")
-            ll = log_likelihood(dec, x, settings.steps, logvar=dec.logvar, encoder=model.models["encoder"].eval(),
-                                seed=seed + 1, **common)
-            entry["log_likelihood"] = loglik_json(ll)
-        if name in BDMC_MODELS:
-            log(f"{name}: BDMC at beta = {list(settings.bdmc_betas)}")
-            bd = bdmc(dec, list(settings.bdmc_betas), settings.bdmc_items, steps=settings.bdmc_steps,
-                      distortion="squared_error", seed=seed + 2, **common)
-            entry["bdmc"] = _bdmc_json(bd)
-        low = ais(dec, x, schedules.sigmoid(max(settings.steps // 4, 10), settings.low_rate_beta), seed=seed + 3,
-                  distortion="squared_error", record=1, **common)
-        recon[f"{name}\nrate {low.mean_rate[-1].item():.1f}"] = _best_chain_reconstruction(dec, low).numpy()
-        recon[f"{name}\nrate {curve.mean_rate[-1].item():.1f}"] = _best_chain_reconstruction(dec, curve).numpy()
-        results["models"][name] = entry
+    n_tasks = sum(len(_tasks(name, kind)) for name, kind, _ in MODELS)
+    with Progress(n_tasks, "rdfast demo", progress, unit="task") as overall:
+        def step(name, task):
+            overall.describe(bar_label("rdfast demo", name, task))
+            return dict(n_chains=settings.n_chains, leapfrog_steps=settings.leapfrog_steps, backend=backend,
+                        progress=bar_label(name, task) if progress else False)
+
+        for name, kind, k in MODELS:
+            step(name, "training")
+            options = {} if settings.epochs is None else {"epochs": settings.epochs[kind]}
+            model = trained(kind, k, cache, data=data.train, progress=log, **options)
+            dec = model.decoder.eval().requires_grad_(False)
+            overall.update()
+            curve = rd_curve(dec, x, settings.beta_max, settings.steps, seed=seed, distortion="squared_error",
+                             record=settings.record, through=settings.summary_betas, **step(name, "RD curve"))
+            entry = {"curve": _curve_json(curve), "training": {key: v[-1] for key, v in model.history.items()}}
+            overall.update()
+            if kind == "vae":
+                ll = log_likelihood(dec, x, settings.loglik_steps, logvar=dec.logvar, seed=seed + 1,
+                                    encoder=model.models["encoder"].eval(), **step(name, "log p(x)"))
+                entry["log_likelihood"] = loglik_json(ll)
+                overall.update()
+            if name in BDMC_MODELS:
+                common = step(name, "BDMC")
+                common["n_chains"] = settings.bdmc_chains
+                bd = bdmc(dec, list(settings.bdmc_betas), settings.bdmc_items, steps=settings.bdmc_steps,
+                          distortion="squared_error", seed=seed + 2, **common)
+                entry["bdmc"] = _bdmc_json(bd)
+                overall.update()
+            low = ais(dec, x, schedules.sigmoid(max(settings.steps // 4, 10), settings.low_rate_beta), seed=seed + 3,
+                      distortion="squared_error", record=1, **step(name, "reconstructions"))
+            recon[f"{name}\nrate {low.mean_rate[-1].item():.1f}"] = _best_chain_reconstruction(dec, low).numpy()
+            recon[f"{name}\nrate {curve.mean_rate[-1].item():.1f}"] = _best_chain_reconstruction(dec, curve).numpy()
+            results["models"][name] = entry
+            overall.update()
     results["wall_seconds"] = time.monotonic() - start
     write_outputs(results, out)
     figures.reconstructions(x.numpy()[:8], {k: v[:8] for k, v in recon.items()}, data.image_shape,
@@ -150,24 +191,44 @@ def write_outputs(results: dict, out: Path) -> None:
     figures.bdmc_gaps(results, out / "bdmc.png")
 
 
-def _pm(mean, se, digits=3) -> str:
+def _pm(mean, se, digits=2) -> str:
     return f"{mean:.{digits}f}" + ("" if se is None else f" ± {se:.{digits}f}")
 
 
-def summary(results: dict) -> str:
-    """The terminal table: per model rate and distortion at the last β, log p(x) and the BDMC gaps,
-    each as mean ± standard error over items."""
-    lines = [f"{'model':10} {'rate at min D':>18} {'min D':>18} {'log p(x)':>16}  BDMC gaps (nats) at beta",
-             "(mean ± standard error over items)"]
-    for name, res in results["models"].items():
-        c = res["curve"]
-        ll = res.get("log_likelihood")
+def _at_beta(curve: dict, beta: float):
+    """The index of the recorded β nearest ``beta`` and whether it is that β (to 0.1 %)."""
+    betas = curve["beta"]
+    r = min(range(len(betas)), key=lambda i: abs(betas[i] - beta))
+    return r, abs(betas[r] - beta) <= 1e-3 * beta
+
+
+def summary(results: dict, curves: bool = True) -> str:
+    """The terminal tables, every value a mean ± standard error over items: per model the rate and
+    distortion at the settings' ``summary_betas`` (``curves``), log p(x) and the BDMC gaps."""
+    models = results["models"]
+    betas = results.get("settings", {}).get("summary_betas") or SUMMARY_BETAS
+    lines = ["Rate (nats) and distortion (squared error per item) of the AIS RD curves at beta "
+             "(mean ± standard error over items)",
+             f"{'model':10} " + " ".join(f"{'beta = ' + format(b, 'g'):>27}" for b in betas)] if curves else []
+    for name, res in (models.items() if curves else ()):
+        cells = []
+        for b in betas:
+            r, exact = _at_beta(res["curve"], b)
+            c = res["curve"]
+            cell = f"R {_pm(c['rate'][r], (c.get('rate_se') or [None] * (r + 1))[r], 1)}, " \
+                   f"D {_pm(c['distortion'][r], (c.get('distortion_se') or [None] * (r + 1))[r], 2)}"
+            cells.append(f"{cell if exact else '-':>27}")
+        lines.append(f"{name:10} " + " ".join(cells))
+    loglik = [(name, res["log_likelihood"]) for name, res in models.items() if res.get("log_likelihood")]
+    if loglik:
+        lines.append("log p(x) (nats per digit; AIS from the encoder, a stochastic lower bound): " +
+                     ", ".join(f"{name} {_pm(ll['mean'], ll.get('stderr'))}" for name, ll in loglik))
+    for name, res in models.items():
         bd = res.get("bdmc")
-        gaps = ", ".join(f"{b:g}: {_pm(g, e, 2)}" for b, g, e in zip(bd["beta"], bd["gap"], bd.get("gap_se", [None] * len(bd["gap"])))) \
-            if bd else "-"
-        last = lambda key: (c[key][-1], (c.get(f"{key}_se") or [None])[-1])  # noqa: E731
-        lines.append(f"{name:10} {_pm(*last('rate')):>18} {_pm(*last('distortion'), 4):>18} "
-                     f"{'-' if ll is None else _pm(ll['mean'], ll.get('stderr'), 2):>16}  {gaps}")
+        if bd:
+            gaps = ", ".join(f"{b:g}: {_pm(g, e)}" for b, g, e in
+                             zip(bd["beta"], bd["gap"], bd.get("gap_se") or [None] * len(bd["gap"])))
+            lines.append(f"BDMC gap (upper − lower bound of log Z, nats) of {name} at beta {gaps}")
     if "wall_seconds" in results:
         lines.append(f"wall time {results['wall_seconds']:.0f} s")
     return "\n".join(lines)

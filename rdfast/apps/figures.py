@@ -16,26 +16,42 @@ def _pyplot():
     return plt
 
 
-def rd_curves(results: dict, path) -> Path:
-    """Rate against distortion for every model (mean over items, a band of ± its standard error
+def _distortion_axis(ax, values) -> None:
+    """A log distortion axis where every distortion is positive (the curve spans decades), with
+    plain-number labels at 1, 2 and 5 × 10^k and none on minor ticks (so labels never collide);
+    a linear one otherwise (a Gaussian NLL can be negative)."""
+    from matplotlib import ticker
+
+    if len(values) and min(values) > 0:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+
+
+def rd_curves(results: dict, path, band: bool = True) -> Path:
+    """Rate against distortion for every model (mean over items; ``band``: ± its standard error
     where results.json has one), linear and log rate."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    distortions = []
     for name, res in results["models"].items():
         curve = res["curve"]
+        distortions += curve["distortion"]
         for ax in axes:
             line = ax.plot(curve["distortion"], curve["rate"], marker=".", markersize=3, label=name)[0]
-            if curve.get("rate_se") and None not in curve["rate_se"]:
+            if band and curve.get("rate_se") and None not in curve["rate_se"]:
                 rate, se = np.asarray(curve["rate"]), np.asarray(curve["rate_se"])
-                ax.fill_between(curve["distortion"], rate - se, rate + se, color=line.get_color(), alpha=0.2)
+                ax.fill_between(curve["distortion"], rate - se, rate + se, color=line.get_color(), alpha=0.2,
+                                linewidth=0)
     for ax, scale in zip(axes, ("linear", "log")):
         ax.set_xlabel(f"distortion ({results.get('distortion', 'squared_error')}, per item)")
         ax.set_ylabel("rate (nats)")
         ax.set_yscale(scale)
-        ax.set_xscale("log")
-        ax.grid(alpha=0.3)
+        _distortion_axis(ax, distortions)
+        ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
-    axes[0].set_title("AIS rate-distortion curves")
+    axes[0].set_title("AIS rate-distortion curves (± standard error)" if band else "AIS rate-distortion curves")
     axes[1].set_title("log-scale rate")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -58,7 +74,7 @@ def bdmc_gaps(results: dict, path) -> Path:
             ax.annotate(f"β={b:.3g}\ngap {g:.3g} nats", (curve["distortion"][r], curve["rate"][r]),
                         textcoords="offset points", xytext=(10, 10), fontsize=8,
                         arrowprops=dict(arrowstyle="-", color="0.5"))
-        ax.set_xscale("log")
+        _distortion_axis(ax, curve["distortion"])
         ax.set_xlabel("distortion")
         ax.set_ylabel("rate (nats)")
         ax.set_title(f"{name}: BDMC gaps (simulated data)")

@@ -3,7 +3,10 @@
 ``get(name, device)`` returns a backend module implementing the ops of ``rdfast.backends.spec``
 (each op as a function, and ``prepare(op, **arguments)`` for a launch checked once);
 ``available()`` reports every backend with whether it can run here and, if not, why; ``runs``
-says whether one runs on a device.
+says whether one runs on a device; ``environment()`` lists the versions the GPU backends depend on.
+A backend module says why it cannot run here (``unavailable_reason()``) and may refuse a particular
+device it can run on in general (``device_reason(device)``: the cuda backend refuses GPUs its build
+has no code for).
 """
 from __future__ import annotations
 
@@ -40,6 +43,12 @@ def _load(name: str):
     return (None, reason) if reason else (module, "")
 
 
+def _device_reason(module, device: torch.device) -> str:
+    """"" when the available backend ``module`` runs on ``device``, else why not."""
+    check = getattr(module, "device_reason", None)
+    return check(device) if check is not None else ""
+
+
 def available() -> dict:
     """{name: {"available": bool, "devices": [...], "reason": str}} for every backend."""
     report = {}
@@ -56,7 +65,7 @@ def get(name: str, device: torch.device):
         for candidate, (_, devices) in _BACKENDS.items():
             if device.type in devices:
                 module, _ = _load(candidate)
-                if module is not None:
+                if module is not None and not _device_reason(module, device):
                     return module
         raise ValueError(f"backend: no backend runs on device {device}")
     if name not in _BACKENDS:
@@ -66,6 +75,9 @@ def get(name: str, device: torch.device):
         raise ValueError(f"backend: {name!r} is not available here ({reason})")
     if device.type not in _devices(name):
         raise ValueError(f"backend: {name!r} runs on {_devices(name)}, but the tensors are on {device}")
+    reason = _device_reason(module, device)
+    if reason:
+        raise ValueError(f"backend: {name!r} cannot run on {device}: {reason}")
     return module
 
 
@@ -76,3 +88,13 @@ def runs(name: str, device: torch.device) -> bool:
     except ValueError:
         return False
     return True
+
+
+def environment() -> list[tuple[str, str]]:
+    """(label, text) lines of what the GPU backends depend on: torch and the CUDA it was built
+    with, the CUDA kernels of this build (RDFAST_CUDA, nvcc, architectures), the driver, each GPU
+    with its compute capability and whether the kernels run on it, and Triton."""
+    from . import cuda, triton
+
+    return [("torch", f"{torch.__version__} (CUDA {torch.version.cuda or 'none: a CPU build'})"),
+            *cuda.describe(), ("Triton", triton.describe())]

@@ -18,6 +18,12 @@ try:
 except ImportError as exc:  # the package runs from a source tree without the compiled extension
     _C = None
     IMPORT_ERROR = str(exc)
+try:
+    from rdfast import _C_cuda  # the CUDA kernels, built per the RDFAST_CUDA option (rdfast.backends.cuda)
+    CUDA_IMPORT_ERROR = ""
+except ImportError as exc:
+    _C_cuda = None
+    CUDA_IMPORT_ERROR = str(exc)
 
 _SIZE_FIELDS = {"rows": "B", "dim": "K", "n_items": "N", "size": "P"}  # struct field -> size symbol
 
@@ -59,7 +65,7 @@ def _op_fields(op: str, kw: dict, bound: spec.Bound, args) -> dict:
 
 
 class NativeOps:
-    """The ops on tensors of one device type, launched through ``launchers`` (``_C.cpu`` or ``_C.cuda``)."""
+    """The ops on tensors of one device type, launched through ``launchers`` (``_C.cpu`` or ``_C_cuda``)."""
 
     def __init__(self, device_type: str, launchers):
         self.device_type = device_type
@@ -101,7 +107,7 @@ def philox_words(seed: int, items: torch.Tensor, n_chains: int, n_blocks: int, s
                   stream=stream, words=words.data_ptr())
     if items.device.type == "cuda":
         with torch.cuda.device(items.device):
-            _C.cuda.philox_words(args, torch.cuda.current_stream(items.device).cuda_stream)
+            _C_cuda.philox_words(args, torch.cuda.current_stream(items.device).cuda_stream)
     else:
         _C.cpu.philox_words(args)
     return words

@@ -3,10 +3,12 @@
 Same functions, signatures and results as ``rdfast.backends.reference`` (the normative
 reference). ``prepare`` checks the tensors against ``rdfast.backends.spec`` once and returns a
 launch of one program per block of rows (per block of items for ``record``); the kernel module
-of each op (``spec.OPS[op].kernels``) says how its kernel is launched (``prepare_<op>``). The kernels run on CUDA tensors, or on CPU tensors through the Triton interpreter
-when ``TRITON_INTERPRET=1`` was set before the kernels were imported. β and Δβ are numbers
-passed by value (as float64), or 0-d tensors on the arrays' device that the kernels read when
-they run (nothing is read to the host, so the launches can be captured in a CUDA graph).
+of each op (``spec.OPS[op].kernels``) says how its kernel is launched (``prepare_<op>``). The
+kernels run on CUDA tensors, each launch under a guard of the arrays' device (Triton launches on
+the current one), or on CPU tensors through the Triton interpreter when ``TRITON_INTERPRET=1`` was
+set before the kernels were imported. β and Δβ are numbers passed by value (as float64: Triton
+≥ 3.4, ``MIN_VERSION``), or 0-d tensors on the arrays' device that the kernels read when they run
+(nothing is read to the host, so the launches can be captured in a CUDA graph).
 """
 from __future__ import annotations
 
@@ -22,11 +24,12 @@ try:
     import triton
     from rdfast.kernels import record as record_kernels  # the kernels load now: a failure is reported here
     IMPORT_ERROR = ""
-except ImportError as exc:  # triton is a Linux-only dependency
+except ImportError as exc:  # triton is optional (the triton extra), and Linux-only
     IMPORT_ERROR = f"cannot import the Triton kernels ({exc})"
 
 name = "triton"
 METRIC_LAYOUTS = frozenset(spec.MetricLayout)
+MIN_VERSION = (3, 4)  # Triton before 3.4 passes float64 scalar arguments (β, Δβ) to kernels as float32
 
 TILE_ELEMENTS = 2048  # elements of one [BLOCK_ROWS, BLOCK_COLS] tile
 MAX_BLOCK_COLS = 128  # widest column block; longer rows are looped over
@@ -37,6 +40,9 @@ def unavailable_reason() -> str:
     interpreter (TRITON_INTERPRET=1, set before triton and rdfast were imported); else why not."""
     if IMPORT_ERROR:
         return IMPORT_ERROR
+    if _version() < MIN_VERSION:
+        return (f"triton {triton.__version__} passes float64 scalars to kernels as float32 (fixed in Triton 3.4): "
+                "install triton>=3.4 (pip install 'rdfast[triton]')")
     if torch.cuda.is_available():
         return ""
     if os.environ.get("TRITON_INTERPRET") != "1":
@@ -44,6 +50,19 @@ def unavailable_reason() -> str:
     if not interpreted():
         return "TRITON_INTERPRET=1 was set after triton or rdfast.kernels had been imported"
     return ""
+
+
+def _version() -> tuple[int, int]:
+    major, minor = triton.__version__.split(".")[:2]
+    return int(major), int(minor)
+
+
+def describe() -> str:
+    """Triton's version, and why this backend cannot run here if it cannot (for ``rdfast backends``)."""
+    if IMPORT_ERROR:
+        return IMPORT_ERROR
+    reason = unavailable_reason()
+    return triton.__version__ + (f" ({reason})" if reason else "")
 
 
 def interpreted() -> bool:

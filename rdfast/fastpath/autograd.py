@@ -46,7 +46,7 @@ class Evaluator:
                 continue
             if not isinstance(t, torch.Tensor):
                 raise TypeError(f"decoder: {name} must be a tensor, got {type(t).__name__}")
-            if t.shape[0] != rows or t[0].numel() != self.x_flat.shape[1]:
+            if t.shape[0] != rows or t[0].numel() != self.x_flat.shape[1] or not _same_layout(t.shape[1:], self.event):
                 raise ValueError(f"decoder: {name} has shape {tuple(t.shape)}, expected [{rows}, *{self.event}] "
                                  f"to match x")
             if t.dtype != self.x_flat.dtype or t.device != self.x_flat.device:
@@ -66,6 +66,9 @@ class Evaluator:
                     raise ValueError(f"distortion: custom callable must return a tensor of shape [{rows}], "
                                      f"got {getattr(value, 'shape', type(value).__name__)}")
                 d.copy_(value.detach())
+                if not value.requires_grad:
+                    raise ValueError("distortion: the custom callable's value does not depend on z through autograd "
+                                     "(a detached decoder output, or .detach()/NumPy inside the distortion?)")
                 (grad,) = torch.autograd.grad(value.sum(), zr, allow_unused=True)
             else:
                 mean_flat = mean.detach().reshape(rows, -1)
@@ -76,8 +79,20 @@ class Evaluator:
                 if logvar is not None:
                     outputs.append(logvar)
                     grads.append(self.grad_logvar.view_as(logvar))
-                (grad,) = torch.autograd.grad(outputs, zr, grads, allow_unused=True)
+                keep = [i for i, t in enumerate(outputs) if t.requires_grad]  # a frozen constant logvar has no graph
+                if not keep:
+                    raise ValueError("decoder: its output does not depend on z through autograd (detached, computed "
+                                     "under torch.no_grad(), or through NumPy?); rdfast needs its gradient in z")
+                (grad,) = torch.autograd.grad([outputs[i] for i in keep], zr, [grads[i] for i in keep],
+                                              allow_unused=True)
         if grad is None:  # the output does not depend on z
             g.zero_()
         else:
             g.copy_(grad)
+
+
+def _same_layout(shape, event) -> bool:
+    """An output [rows, *shape] matches x [N, *event] of as many numbers: the same shape but for
+    dimensions of size 1, or either one flat (a [rows, 3, 8, 8] output for x [N, 8, 8, 3] does not)."""
+    squeeze = [s for s in shape if s != 1], [s for s in event if s != 1]
+    return len(shape) <= 1 or len(event) <= 1 or squeeze[0] == squeeze[1]

@@ -13,6 +13,7 @@ Off CUDA, or with ``cuda_graphs=False``, the same clock and body run eagerly, la
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 import weakref
 
@@ -34,12 +35,17 @@ def _torch_version() -> tuple:
     return tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
 
 
+def captures_by_default() -> bool:
+    """Whether ``cuda_graphs=None`` tries a capture with this torch (SAFE_TO_TRY_TORCH or newer)."""
+    return _torch_version() >= SAFE_TO_TRY_TORCH
+
+
 def graphs_wanted(cuda_graphs: bool | None, device: torch.device, decoder) -> bool | None:
     """The ``cuda_graphs`` setting a run on ``device`` with ``decoder`` should use: None becomes
     False off CUDA, on torch older than SAFE_TO_TRY_TORCH, and for a decoder that failed before."""
     if cuda_graphs is not None:
         return cuda_graphs
-    if device.type != "cuda" or _torch_version() < SAFE_TO_TRY_TORCH or decoder in _UNCAPTURABLE:
+    if device.type != "cuda" or not captures_by_default() or decoder in _UNCAPTURABLE:
         return False
     return None
 
@@ -113,8 +119,11 @@ class TransitionRunner:
             if not self.warmup_left:
                 self._capture()
         if not self.captured:
-            for _ in range(n):
-                self._one()
+            # under a guard of the data's device, so that the launches and torch's current stream
+            # are that device's whichever device the caller made current
+            with torch.cuda.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext():
+                for _ in range(n):
+                    self._one()
             return
         # the two graphs share a memory pool and replay in any order: safe because replays are
         # serial on one stream and nothing allocated in a capture outlives its transition (the

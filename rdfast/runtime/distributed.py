@@ -48,13 +48,6 @@ def rank_suffix(path, rank: int, world: int) -> str:
     return f"{os.fspath(path)}.rank{rank}of{world}"
 
 
-def rank_path(path) -> str:
-    """``path`` as this process's per-rank file inside an initialised process group, else ``path``."""
-    if dist.is_available() and dist.is_initialized():
-        return rank_suffix(path, dist.get_rank(), dist.get_world_size())
-    return os.fspath(path)
-
-
 def resolve(distributed, device: torch.device) -> "Ranks | None":
     """This process's place among the ranks, or None when the run stays in this process."""
     if not (distributed is None or isinstance(distributed, bool)

@@ -6,6 +6,11 @@ from __future__ import annotations
 from tqdm.auto import tqdm
 
 
+def bar_label(*parts) -> str:
+    """``VAE k=10 · RD curve · round 2/2`` from the parts that are not None or empty."""
+    return " · ".join(part for part in parts if part)
+
+
 class Progress:
     """``total`` units of work under ``label``: a tqdm bar when ``enabled``, else nothing. Use it as
     a context manager so the bar closes whatever happens."""
@@ -21,6 +26,10 @@ class Progress:
 
     def update(self, n: int = 1) -> None:
         self.bar.update(n)
+
+    def describe(self, label: str) -> None:
+        """Show ``label`` as the bar's name (the step of a multi-step job now running)."""
+        self.bar.set_description_str(label)
 
     def close(self) -> None:
         self.bar.close()

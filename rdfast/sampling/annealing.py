@@ -28,32 +28,30 @@ from ..runtime.device_loop import DeviceClock, TransitionRunner, graphs_wanted, 
 from ..runtime.distributed import checked_on_every_rank, map_items
 from ..runtime.plan import segments
 from ..runtime.progress import Progress
-from ..runtime.validation import check_memory
+from ..runtime.validation import check_memory, check_record
 from . import adapt as adaptation
 from . import metrics, priors, rng
 from .config import DEFAULT_ADAPT, HMCConfig, Problem, RunConfig
 from .hmc import HMC, ChainState
 from .records import FIELDS, Recorder
+from .rotation import BasisEstimator, Rotation
 from .result import AISResult
 from .schedules import validate as validate_schedule
-from .tuning import Replay, Tuner, Tuning, knot_boundaries
+from .tuning import Replay, Tuner, Tuning, basis_refresh_knots, knot_boundaries
 
 DIVERGENCE_WARN_FRACTION = 0.01
+STUCK_MIN_PROPOSALS = 20  # per item: all rejected by chance at acceptance 0.5 with odds 1e-6
 
 
 def record_steps(record, n_transitions: int) -> torch.Tensor:
-    """Transition indices to record: ``record`` evenly spaced ones ending at T, or explicit ones."""
-    T = n_transitions
-    if isinstance(record, int) and not isinstance(record, bool):
-        if record < 1:
-            raise ValueError(f"record: expected a positive int or a sequence of step indices, got {record}")
+    """Transition indices to record: ``record`` evenly spaced ones ending at T, or explicit ones
+    (``rdfast.runtime.validation.check_record``)."""
+    T, record = n_transitions, check_record(record)
+    if isinstance(record, int):
         R = min(record, T)
         return torch.unique(torch.round(torch.linspace(T / R, T, R, dtype=torch.float64)).to(torch.int64))
-    try:
-        steps = torch.as_tensor(record, dtype=torch.int64).reshape(-1)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise TypeError("record: expected a positive int or a sequence of step indices") from exc
-    if steps.numel() == 0 or (steps < 0).any() or (steps > T).any():
+    steps = torch.tensor(record, dtype=torch.int64)
+    if (steps < 0).any() or (steps > T).any():
         raise ValueError(f"record: step indices must lie in [0, {T}] (the schedule has {T} transitions)")
     return torch.unique(steps)
 
@@ -80,17 +78,21 @@ def ais(decoder, x, schedule, *, distortion="gaussian_nll", logvar=None, prior=N
         two-round protocol (``rd_curve``) tunes in round 1 and replays;
     tuning: a ``Tuning`` (or a tuning run's AISResult): step sizes (and a diagonal metric) as
         functions of β, fixed before the run, so E[Ẑ] = Z holds (``rdfast.sampling.tuning``);
-    metric: "identity" or "diagonal" (per item, M⁻¹(β) = 1/(λ0 + β h); h estimated from the
-        chains while annealing, or replayed from ``tuning``; ``rdfast.sampling.metrics``);
+    metric: "identity", "diagonal" (per item, M⁻¹(β) = 1/(λ0 + β h); h estimated from the
+        chains while annealing, or replayed from ``tuning``; ``rdfast.sampling.metrics``) or
+        "dense" (the diagonal one in a per-item basis Q tuned from the chains' gradients, i.e.
+        M⁻¹ = Q diag(m) Qᵀ; standard normal prior only; ``rdfast.sampling.rotation``) or "auto"
+        ("dense" with the standard normal prior and no encoder, else "diagonal");
     jitter: j in [0, 1): each transition of each chain uses ε·U(1 − j, 1 + j);
     record: number of evenly spaced transitions to record (the last included) or indices;
     seed / generator: make the run reproducible; the random numbers of item n depend only on
         (seed, n), so ``batch_size`` (items per pass) changes at most the decoder's own rounding (none for a
         decoder that evaluates rows independently; see docs/distributed.md);
-    checkpoint: path of a file to which the whole state is written atomically every
-        ``checkpoint_every`` seconds (a float) or transitions (an int), and at the end;
-    resume: path of such a file: continue that run (same arguments) to the result an
-        uninterrupted run gives.
+    checkpoint: path of a new file (in a folder that exists) to which the whole state is written
+        atomically every ``checkpoint_every`` seconds (a float) or transitions (an int), at the end,
+        and on SIGTERM or Ctrl-C, before the process stops; one run at a time writes it;
+    resume: path of such a file: continue that run (same arguments, data, decoder, prior and
+        distortion) to the result an uninterrupted run gives.
     distributed: None (shard the items over the ranks of an initialised torch.distributed
         process group, if any), True (also initialise one from torchrun's environment), "rank0"
         (as True, but ranks other than 0 return None) or False (all items here); every rank passes
@@ -124,6 +126,7 @@ def anneal_items(distributed, problem: Problem, path: torch.Tensor, hmc: HMCConf
     """``anneal`` over all items of the problem, sharded over the ranks when ``distributed`` asks
     for it (``rdfast.runtime.distributed.map_items``); a replayed tuning and initial states go with
     their items. Returns the AISResult of all items (None on ranks other than 0 with "rank0")."""
+    hmc = hmc.resolved(problem)
     hmc.check_against(path, problem)
 
     def run_items(start, stop, *, seed, show_progress, checkpoint=None, resume=None):
@@ -146,6 +149,7 @@ def anneal(problem: Problem, path: torch.Tensor, hmc: HMCConfig, run: RunConfig,
     started = time.monotonic()
     x, K, M = problem.x, problem.latent_dim, hmc.n_chains
     N, T = x.shape[0], path.numel() - 1
+    hmc = hmc.resolved(problem)
     hmc.check_against(path, problem)
     if initial is not None and tuple(initial.shape) not in ((N, K), (N, M, K)):
         raise ValueError(f"initial: expected shape {(N, K)} or {(N, M, K)}, got {tuple(initial.shape)}")
@@ -158,14 +162,15 @@ def anneal(problem: Problem, path: torch.Tensor, hmc: HMCConfig, run: RunConfig,
     config = dict(n_items=N, n_chains=M, leapfrog_steps=hmc.leapfrog_steps, n_transitions=T, latent_dim=K,
                   distortion=problem.distortion.name, adapt=hmc.adapt, target_accept=hmc.target_accept,
                   step_size=step_size, metric=hmc.metric, jitter=hmc.jitter, replayed_tuning=hmc.tuning is not None,
-                  seed=run.seed, backend=be.name, dtype=str(x.dtype).replace("torch.", ""),
+                  seed=run.seed, backend=be.name, dtype=str(x.dtype).replace("torch.", ""), device=x.device.type,
                   beta_max=float(path.max()), item_offset=item_offset)
     ckpt = Checkpointer(run.checkpoint, run.checkpoint_every, run.resume, x.device, lambda: fingerprint(
-        config, betas=path, x=x, rec=rec, decoder=problem.decoder, logvar=problem.distortion.logvar, initial=initial,
+        config, betas=path, x=x, rec=rec, decoder=problem.decoder, distortion=problem.distortion,
+        prior=problem.prior, encoder=problem.encoder, q=(problem.q_mean, problem.q_logvar), initial=initial,
         tuning=None if hmc.tuning is None else hmc.tuning.to_dict(), batch_size=chunk))
     ckpt.started = started
-    parts = ckpt.completed_parts()
-    with Progress(T * math.ceil(N / chunk), run.label or "ais", run.progress) as progress:
+    with ckpt, Progress(T * math.ceil(N / chunk), run.label or "ais", run.progress) as progress:
+        parts = ckpt.completed_parts()
         annealer = Annealer(problem, path, hmc, run, be, rec, ckpt, progress, step_size, prior_precision)
         for i in range(len(parts) * chunk, N, chunk):
             stop = min(i + chunk, N)
@@ -173,6 +178,7 @@ def anneal(problem: Problem, path: torch.Tensor, hmc: HMCConfig, run: RunConfig,
             parts.append(annealer.run(i, stop, item_offset, None if initial is None else initial[i:stop],
                                       ckpt.resume_state(item_offset + i), parts))
             ckpt.save(parts, None, None, annealer.seconds())
+            ckpt.stop_if_asked()
     tuning = hmc.tuning or Tuning.concat([Tuning.from_dict(p["tuning"]) for p in parts])
     out = {name: torch.cat([p[name] for p in parts], dim=1 if name in FIELDS else 0) for name in parts[0]
            if name != "tuning"}
@@ -193,6 +199,13 @@ def _warn_on_faults(result: AISResult) -> None:
     bad = ~torch.isfinite(result.log_z[-1])
     if bad.any():
         warnings.warn(f"ais: {int(bad.sum())} items have a non-finite final log Z estimate", RuntimeWarning, stacklevel=4)
+    since = int(result.steps[-2]) if len(result.steps) > 1 else 0
+    stuck = result.accept_rate[-1] == 0  # [N]: no proposal accepted since the previous record
+    if stuck.any() and result.n_chains * (int(result.steps[-1]) - since) >= STUCK_MIN_PROPOSALS:
+        warnings.warn(f"ais: acceptance ended at 0 for {int(stuck.sum())} of {result.n_items} items (no proposal "
+                      f"accepted between transitions {since} and {int(result.steps[-1])}): their chains stood still; "
+                      "lower step_size, or check that the decoder's gradient is right; see result.accept_rate",
+                      RuntimeWarning, stacklevel=4)
 
 
 def initial_states(path, keys: rng.Keys, latent_dim: int, dtype, initial=None) -> torch.Tensor:
@@ -225,9 +238,12 @@ class Annealer:
     def seconds(self) -> float:
         return self.ckpt.previous_seconds + time.monotonic() - self.ckpt.started
 
-    def _fresh(self, kernel: HMC, keys, x, initial, recorder) -> tuple:
-        """The chains' state at β = 0 (checked finite), the rule's state, k = 0 (recorded if asked)."""
+    def _fresh(self, kernel: HMC, keys, x, initial, recorder, rotation) -> tuple:
+        """The chains' state at β = 0 (checked finite; in u = Qᵀz with a ``rotation``), the rule's
+        state, k = 0 (recorded if asked)."""
         z = initial_states(kernel.path, keys, self.problem.latent_dim, x.dtype, initial)
+        if rotation is not None:
+            z = rotation.to_u(z)
         try:
             state = kernel.init(z, self.step_size)
         except RuntimeError as exc:
@@ -250,20 +266,30 @@ class Annealer:
         n, M, K, dev = x.shape[0], hmc.n_chains, problem.latent_dim, x.device
         keys = rng.Keys(self.run_config.seed, torch.arange(offset + lo, offset + hi, device=dev), M)
         path = problem.path(lo, hi, M, self.prior_precision)
-        model = metrics.PrecisionModel(path, n, M, K, x.dtype, dev) if hmc.metric == "diagonal" else None
-        kernel = HMC(make_evaluator(problem.decoder, x, M, problem.distortion, be), be,
-                     metrics.IdentityMetric() if model is None else model.metric, hmc.leapfrog_steps, path, keys,
-                     hmc.jitter)
+        model = metrics.PrecisionModel(path, n, M, K, x.dtype, dev) if hmc.metric != "identity" else None
+        evaluate = make_evaluator(problem.decoder, x, M, problem.distortion, be)
+        tuning = None if hmc.tuning is None else hmc.tuning.select(slice(lo, hi))
+        rotation = None
+        if hmc.metric == "dense":  # the chains move in u = Qᵀz: identity in round 1 until tuned, round 1's Q in round 2
+            basis = torch.eye(K, dtype=torch.float64, device=dev).repeat(n, 1, 1) if tuning is None \
+                else tuning.rotation.to(device=dev, dtype=torch.float64)
+            rotation = Rotation(basis, M)
+            evaluate = rotation.evaluator(evaluate)
+        kernel = HMC(evaluate, be, metrics.IdentityMetric() if model is None else model.metric, hmc.leapfrog_steps,
+                     path, keys, hmc.jitter)
         rule = hmc.rule()
         recorder = Recorder(self.rec.numel(), n, M, dev)
-        if hmc.tuning is None:  # round 1: watch and tune
-            tuner, replay = Tuner(self.path, knot_boundaries(T), n, M, dev, model), None
+        estimator, refresh = None, set()
+        if tuning is None:  # round 1: watch and tune
+            tuner, replay = Tuner(self.path, knot_boundaries(T), n, M, dev, model, rotation), None
             bounds = tuner.boundaries
+            if rotation is not None:
+                estimator, refresh = BasisEstimator(n, M, K, dev), basis_refresh_knots(bounds.numel() - 1)
         else:  # round 2: replay the frozen tuning along this path
-            tuner, replay = None, Replay(hmc.tuning.select(slice(lo, hi)), self.path, M, dev)
+            tuner, replay = None, Replay(tuning, self.path, M, dev)
             bounds = replay.bounds
         if saved is None:
-            state, rule_state, k = self._fresh(kernel, keys, x, initial, recorder)
+            state, rule_state, k = self._fresh(kernel, keys, x, initial, recorder, rotation)
         else:
             state, rule_state, k = ChainState.from_dict(saved["chains"]), saved["rule"], saved["k"]
             recorder.load(saved["records"])
@@ -271,12 +297,18 @@ class Annealer:
                 tuner.load(saved["tuner"])
             if model is not None:
                 model.load(saved["metric"])
+            if estimator is not None:
+                estimator.load(saved["basis"])
+                rotation.basis.copy_(saved["rotation"])
         clock = DeviceClock(self.path, k, dev)
         transition = kernel.transition(state, clock)
+        grad_z = None if estimator is None else torch.empty_like(state.g)  # [B, K]
 
         def body():
             if tuner is not None:
                 tuner.observe(state, clock.beta - clock.dbeta)  # the state targets the previous β
+            if estimator is not None:
+                estimator.observe(rotation.to_z(state.g, grad_z))
             if model is not None:
                 model.refresh(clock.beta)
             transition.step()
@@ -291,21 +323,29 @@ class Annealer:
             runner.run(seg.length)
             if tuner is not None and seg.closes_knot is not None:
                 tuner.close(seg.closes_knot)
+                if seg.closes_knot in refresh:  # a better basis: rotate the chains (and what is tuned) into it
+                    change = rotation.change_to(estimator.basis(), state.z, state.g)
+                    model.rotate(change)
+                    tuner.rotate(change, seg.closes_knot)
             if seg.record:
                 recorder.record(be, seg.end, self.beta_list[seg.end], state.logw, state.d, state.n_accept)
             self.progress.update(seg.length)
-            if seg.end < T and (seg.checkpoint or self.ckpt.due_by_time()):
+            if seg.end < T and (seg.checkpoint or self.ckpt.due_by_time() or self.ckpt.asked_to_stop):
                 self.ckpt.save(parts, offset + lo, dict(
                     k=seg.end, chains=state.to_dict(), rule=rule_state, records=recorder.to_dict(),
-                    tuner=None if tuner is None else tuner.to_dict(), metric=None if model is None else model.to_dict()),
+                    tuner=None if tuner is None else tuner.to_dict(), metric=None if model is None else model.to_dict(),
+                    basis=None if estimator is None else estimator.to_dict(),
+                    rotation=None if rotation is None else rotation.basis),
                     self.seconds())
+                self.ckpt.stop_if_asked()
         self.graphs_used = self.graphs_used or runner.captured
         if runner.capture_failed:  # the decoder cannot be captured: later batches and runs go eagerly at once
             self.cuda_graphs = False
             remember_uncapturable(problem.decoder)
         out = {name: value.cpu() for name, value in recorder.values.items()}
         out.update(acceptance=(state.n_accept.view(n, M).sum(1).double() / (M * max(T, 1))).cpu(),
-                   divergences=state.n_diverge.view(n, M).sum(1).cpu(), z=state.z.view(n, M, K).cpu(),
+                   divergences=state.n_diverge.view(n, M).sum(1).cpu(),
+                   z=(state.z if rotation is None else rotation.to_z(state.z)).view(n, M, K).cpu(),
                    log_w=state.logw.view(n, M).cpu())
         if tuner is not None:
             out["tuning"] = tuner.tuning().to_dict()
@@ -318,6 +358,6 @@ def _initial_step_size(problem: Problem, hmc: HMCConfig, prior_precision: torch.
     K, L, target = problem.latent_dim, hmc.leapfrog_steps, hmc.target_accept
     if problem.encoder is None:
         return adaptation.initial_step_size(problem.prior, K, L, target,
-                                            1.0 / prior_precision if hmc.metric == "diagonal" else None)
+                                            1.0 / prior_precision if hmc.metric != "identity" else None)
     unit = adaptation.initial_step_size(priors.StandardNormal(K), K, L, target)
-    return unit if hmc.metric == "diagonal" else unit * float(torch.exp(0.5 * problem.q_logvar).median())
+    return unit if hmc.metric != "identity" else unit * float(torch.exp(0.5 * problem.q_logvar).median())

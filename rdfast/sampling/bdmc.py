@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..runtime.distributed import resolve
+from ..runtime.distributed import checked_on_every_rank, resolve
+from ..runtime.progress import bar_label
 from ..runtime.validation import check_data, check_int, infer_latent_dim
 from . import priors, rng, schedules
 from .annealing import anneal_items
@@ -33,6 +34,7 @@ from .curve import second_round_seed
 from .result import save_npz_atomic
 
 SIMULABLE = ("gaussian_nll", "squared_error", "bernoulli_nll")  # bernoulli_nll at β = 1 only
+RUNS = ("tune", "fwd", "rev")  # the runs per β and the tags of their checkpoint files
 
 
 @dataclass
@@ -200,7 +202,7 @@ def bdmc(decoder, betas, n_data: int | None = None, schedule=None, steps=None, *
     ``<path>.b<j>.<run>.rank{r}of{W}``). Other keyword arguments go to AIS (defaults: the tuned HMC
     of ``rd_curve``).
     """
-    beta_list = [float(b) for b in torch.as_tensor(betas, dtype=torch.float64).reshape(-1)]
+    beta_list = schedules.float_list("betas", betas)
     if not beta_list or any(not (b > 0 and np.isfinite(b)) for b in beta_list):
         raise ValueError(f"betas: expected positive finite values, got {betas!r}")
     if distortion == "bernoulli_nll" and any(b != 1.0 for b in beta_list):
@@ -219,9 +221,14 @@ def bdmc(decoder, betas, n_data: int | None = None, schedule=None, steps=None, *
         check_int("steps", steps)
     if distortion not in SIMULABLE:
         raise ValueError(f"distortion: BDMC simulates data exactly only for {SIMULABLE}, got {distortion!r}")
+    if not callable(decoder):
+        raise TypeError(f"decoder: expected a callable z [rows, K] -> x_hat, got {type(decoder).__name__}")
     params = list(decoder.parameters()) if isinstance(decoder, torch.nn.Module) else []
     dtype = dtype or (params[0].dtype if params else torch.float32)
-    device = torch.device(device) if device is not None else (params[0].device if params else torch.device("cpu"))
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"dtype: the simulated data (default: the decoder's parameters' dtype) must be torch.float32 "
+                        f"or torch.float64, got {dtype!r}")
+    device = _device(device) if device is not None else (params[0].device if params else torch.device("cpu"))
     K = infer_latent_dim(decoder, prior, latent_dim)
     prior = priors.check(prior, K)
     if data is not None:
@@ -236,6 +243,8 @@ def bdmc(decoder, betas, n_data: int | None = None, schedule=None, steps=None, *
         raise ValueError("adapt: BDMC tunes in round 1; pass a step-size rule ('prob', 'ema', 'cumulative')")
     run = RunConfig.of(record=1, seed=seed, generator=generator, backend=backend, progress=progress,
                        checkpoint=checkpoint, resume=resume, **run_kw)
+    checked_on_every_rank(distributed, device,
+                          lambda: run.check_parts([f"b{j}.{tag}" for j in range(len(beta_list)) for tag in RUNS]))
     ranks = resolve(distributed, device)
     if ranks is not None:  # every rank simulates every item (keyed by its index) and the runs are sharded
         run = run.replace(seed=ranks.agree(run.seed, n_data))
@@ -249,13 +258,13 @@ def bdmc(decoder, betas, n_data: int | None = None, schedule=None, steps=None, *
         seeds = [second_round_seed(run.seed + 4 * j + i) for i in range(3)]
 
         def part(tag, index, name):
-            return run.part(f"b{j}.{tag}", seed=seeds[index], label=f"bdmc β={b:.3g} {name}")
+            return run.part(f"b{j}.{tag}", seed=seeds[index], label=bar_label(run.label or "bdmc", f"β={b:.3g}", name))
 
-        tune = anneal_items(sharded, problem, path, hmc, part("tune", 0, "tuning"))
+        tune = anneal_items(sharded, problem, path, hmc, part("tune", 0, "round 1/2 (tuning)"))
         path2 = schedules.thermodynamic(tune.tuning, path.numel() - 1) if tuned_schedule else path
         frozen = hmc.frozen(tune.tuning)
-        fwd = anneal_items(sharded, problem, path2, frozen, part("fwd", 1, "forward"))
-        rev = anneal_items(sharded, problem, path2.flip(0).contiguous(), frozen, part("rev", 2, "reverse"),
+        fwd = anneal_items(sharded, problem, path2, frozen, part("fwd", 1, "round 2/2 forward"))
+        rev = anneal_items(sharded, problem, path2.flip(0).contiguous(), frozen, part("rev", 2, "round 2/2 reverse"),
                            initial=z_star)
         out["lower"].append(fwd.log_z[-1])
         out["upper"].append(-rev.log_z[-1])
@@ -267,10 +276,17 @@ def bdmc(decoder, betas, n_data: int | None = None, schedule=None, steps=None, *
     config = dict(n_data=n_data, data="given" if data is not None else "simulated", n_chains=n_chains,
                   leapfrog_steps=leapfrog_steps, distortion=distortion,
                   seed=run.seed, steps=steps if schedule is None else "schedule", backend=fwd.config["backend"],
-                  adapt=hmc.adapt, metric=hmc.metric, jitter=hmc.jitter, tuned_schedule=bool(tuned_schedule))
+                  adapt=hmc.adapt, metric=fwd.config["metric"], jitter=hmc.jitter, tuned_schedule=bool(tuned_schedule))
     result = BDMCResult(beta=torch.tensor(beta_list, dtype=torch.float64), acceptance=out.pop("acceptance").mean(1),
                         divergences=out.pop("divergences").sum(1), **out, config=config)
     return result if ranks is None else ranks.deliver(result)
+
+
+def _device(device) -> torch.device:
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device: expected a torch.device or a name such as 'cpu' or 'cuda:0', got {device!r}") from exc
 
 
 def user_data(data, distortion: str, latent_dim: int) -> tuple:

@@ -11,13 +11,15 @@ Each is frozen; ``replace`` (dataclasses) derives variants, ``items`` selects a 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
 
-from ..runtime.checkpoint import parse_every, part_paths
-from ..runtime.validation import check_data, check_int, check_positive_float, infer_latent_dim, resolve_seed
+from ..runtime.checkpoint import check_parts, check_path, parse_every, part_paths
+from ..runtime.validation import (check_data, check_int, check_positive_float, check_record, infer_latent_dim, is_real,
+                                  resolve_seed)
 from . import adapt as adaptation
 from . import paths, priors
 from .distortions import Distortion, resolve
@@ -51,6 +53,8 @@ class Problem:
                             f"got {type(decoder).__name__}")
         x = check_data(x)
         K = infer_latent_dim(decoder, prior, latent_dim)
+        warn_if_training("decoder", decoder)
+        warn_if_training("encoder", encoder)
         q = () if encoder is None else encode(encoder, x, K)
         return cls(decoder, x, resolve(distortion, logvar, x), priors.check(prior, K), K, encoder, *q)
 
@@ -66,6 +70,20 @@ class Problem:
             return paths.PriorPath(self.prior, prior_precision)
         return paths.EncoderPath(self.prior, prior_precision, self.q_mean[start:stop], self.q_logvar[start:stop],
                                  n_chains)
+
+
+def warn_if_training(name: str, model) -> None:
+    """Warn if a submodule of ``model`` is in training mode and its forward reads ``self.training``
+    (dropout, batch norm, ...): its outputs are then random or depend on the batch."""
+    if not isinstance(model, torch.nn.Module):
+        return
+    for path, module in model.named_modules():
+        code = getattr(type(module).forward, "__code__", None)
+        if module.training and code is not None and "training" in code.co_names:
+            warnings.warn(f"{name}: {path or type(model).__name__} ({type(module).__name__}) is in training mode, where "
+                          "its output is random or depends on the batch: the same seed gives different results; "
+                          f"call {name}.eval() first", RuntimeWarning, stacklevel=4)
+            return
 
 
 def encode(encoder, x: torch.Tensor, latent_dim: int) -> tuple:
@@ -87,18 +105,20 @@ def encode(encoder, x: torch.Tensor, latent_dim: int) -> tuple:
     return mean.to(x).contiguous(), logvar.to(x).contiguous()
 
 
-METRICS = ("identity", "diagonal")
-# The HMC settings of the tuned two-round protocol (rd_curve, bdmc): chosen by measurement,
-# docs/accuracy.md (bench/accuracy.py)
-TUNED_HMC = dict(step_size="auto", adapt="prob", metric="diagonal", jitter=0.5)
+METRICS = ("identity", "diagonal", "dense", "auto")
+# The HMC settings of the tuned two-round protocol (rd_curve, bdmc, log_likelihood): chosen by
+# measurement, docs/accuracy.md (bench/accuracy.py)
+TUNED_HMC = dict(step_size="auto", adapt="prob", metric="auto", jitter=0.5)
 
 
 @dataclass(frozen=True)
 class HMCConfig:
     """The transition and its tuning: M chains per item, L leapfrog steps, the initial step size
     ε0 ("auto": found on the prior at β = 0, ``adapt.initial_step_size``), the acceptance target,
-    the step-size rule of round 1 (``rdfast.sampling.adapt``), the metric ("identity", or
-    "diagonal": a per-item precision model tuned from the chains, ``metrics.PrecisionModel``),
+    the step-size rule of round 1 (``rdfast.sampling.adapt``), the metric ("identity";
+    "diagonal": a per-item precision model tuned from the chains, ``metrics.PrecisionModel``;
+    "dense": that model in a per-item basis tuned from the chains, ``rdfast.sampling.rotation``;
+    "auto": "dense" where the path allows it, else "diagonal", ``resolved``),
     the step-size jitter j ∈ [0, 1), or the frozen ``tuning`` of a tuning round (then ``adapt``
     is None and the metric, if diagonal, is replayed too)."""
 
@@ -118,11 +138,11 @@ class HMCConfig:
         leapfrog_steps = check_int("leapfrog_steps", leapfrog_steps)
         if step_size != "auto":
             step_size = check_positive_float("step_size", step_size)
-        if isinstance(target_accept, bool) or not (isinstance(target_accept, (int, float)) and 0 < target_accept < 1):
+        if not (is_real(target_accept) and 0 < target_accept < 1):
             raise ValueError(f"target_accept: expected a number in (0, 1), got {target_accept!r}")
         if metric not in METRICS:
             raise ValueError(f"metric: expected one of {list(METRICS)}, got {metric!r}")
-        if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter < 1:
+        if not is_real(jitter) or not 0 <= jitter < 1:
             raise ValueError(f"jitter: expected a number in [0, 1) (each step size is drawn from "
                              f"eps * U(1 - jitter, 1 + jitter)), got {jitter!r}")
         if tuning is not None:
@@ -140,7 +160,19 @@ class HMCConfig:
         """The step-size rule of this run (None: frozen)."""
         return adaptation.make(self.adapt, self.target_accept)
 
+    def resolved(self, problem: Problem) -> "HMCConfig":
+        """This configuration with metric "auto" made concrete for ``problem``: "dense" where the
+        path is rotation-invariant (the standard normal prior, no encoder), else "diagonal"."""
+        if self.metric != "auto":
+            return self
+        invariant = problem.encoder is None and getattr(problem.prior, "is_standard_normal", False)
+        return dataclasses.replace(self, metric="dense" if invariant else "diagonal")
+
     def check_against(self, path: torch.Tensor, problem: Problem) -> None:
+        if self.metric == "dense" and (problem.encoder is not None
+                                       or not getattr(problem.prior, "is_standard_normal", False)):
+            raise ValueError("metric: 'dense' rotates the chains' coordinates, which needs a rotation-invariant "
+                             "path: the standard normal prior without an encoder; use metric='diagonal'")
         if self.tuning is not None:
             self.tuning.check_against(path, problem.x.shape[0], problem.latent_dim, self.metric)
 
@@ -182,15 +214,24 @@ class RunConfig:
         elif not isinstance(progress, bool):
             raise TypeError(f"progress: expected True, False or a name for the progress bars, got {progress!r}")
         if batch_size is not None:
-            check_int("batch_size", batch_size)
+            batch_size = check_int("batch_size", batch_size)
         if cuda_graphs not in (None, True, False):
             raise ValueError(f"cuda_graphs: expected None, True or False, got {cuda_graphs!r}")
         parse_every(checkpoint_every)
-        return cls(resolve_seed(seed, generator), record, backend, batch_size, progress, checkpoint,
-                   checkpoint_every, resume, cuda_graphs, label)
+        return cls(resolve_seed(seed, generator), check_record(record), backend, batch_size, progress,
+                   check_path("checkpoint", checkpoint), checkpoint_every, check_path("resume", resume), cuda_graphs,
+                   label)
+
+    def named(self, default: str) -> "RunConfig":
+        """This run with ``default`` as its progress bars' name unless the caller named them."""
+        return dataclasses.replace(self, label=self.label or default)
 
     def replace(self, **changes) -> "RunConfig":
         return dataclasses.replace(self, **changes)
+
+    def check_parts(self, tags) -> None:
+        """Before a multi-run call works: its files ``<path>.<tag>`` (``rdfast.runtime.checkpoint.check_parts``)."""
+        check_parts(self.checkpoint, self.resume, tags)
 
     def part(self, tag: str, **changes) -> "RunConfig":
         """This run as one part of a multi-run call: its own checkpoint file ``<path>.<tag>``

@@ -1,7 +1,7 @@
 """The two-round protocol in one call: tune in round 1, then replay frozen in round 2.
 
 Round 1 anneals with adaptation (step sizes, ``rdfast.sampling.adapt``; a diagonal metric,
-``metrics.PrecisionModel``) and measures how fast the targets change along β; the tuned
+``metrics.PrecisionModel``, in a tuned basis where the prior allows, ``rdfast.sampling.rotation``) and measures how fast the targets change along β; the tuned
 parameters, stored per item as functions of β (``rdfast.sampling.tuning``), are fixed before
 round 2 starts, which replays them with a fresh seed along a schedule of equal thermodynamic
 length (``schedules.thermodynamic``). Round 2's randomness is then independent of its
@@ -14,12 +14,15 @@ import math
 import torch
 
 from ..runtime.distributed import checked_on_every_rank, resolve
+from ..runtime.progress import bar_label
+from ..runtime.validation import check_int, check_positive_float
 from . import schedules
 from .annealing import anneal_items, device_of, record_steps
 from .config import TUNED_HMC, HMCConfig, Problem, RunConfig, split_arguments
 from .result import AISResult
 
 _MIX = 6364136223846793005  # odd multiplier: round 2's key differs from every round-1 key
+ROUNDS = ("tune", "final")  # the tags of the rounds' checkpoint files
 
 
 def second_round_seed(seed: int) -> int:
@@ -32,16 +35,40 @@ def two_rounds(problem: Problem, path, hmc: HMCConfig, run: RunConfig, distribut
     """Round 1 tunes along ``path`` (``run.seed``); round 2 replays the tuning frozen with a fresh
     seed, along the tuned schedule of as many transitions (``tuned_schedule=False``: ``path``),
     passing through each β of ``through`` exactly and recording it. Each round keeps its own
-    checkpoint file (``<path>.tune``, ``<path>.final``)."""
-    tuning = anneal_items(distributed, problem, path, hmc, run.part("tune"))
+    checkpoint file (``<path>.tune``, ``<path>.final``) and its progress bar (``<label> · round 1/2``)."""
+    tuning = anneal_items(distributed, problem, path, hmc, run.part("tune", label=bar_label(run.label, "round 1/2")))
     path2 = schedules.thermodynamic(tuning.tuning, path.numel() - 1) if tuned_schedule else path
     path2, forced = schedules.through(path2, through)
-    record = sorted(set(record_steps(run.record, path2.numel() - 1).tolist()) | set(forced))
+    spread = isinstance(run.record, int) and not isinstance(run.record, bool)
+    steps = curve_points(tuning.tuning, path2, run.record) if spread else record_steps(run.record, path2.numel() - 1)
+    record = sorted(set(steps.tolist()) | set(forced))
     final = anneal_items(distributed, problem, path2, hmc.frozen(tuning.tuning),
-                         run.part("final", seed=second_round_seed(run.seed), record=record))
+                         run.part("final", seed=second_round_seed(run.seed), record=record,
+                                  label=bar_label(run.label, "round 2/2")))
     final.config["tuning"] = {"seed": run.seed, "adapt": hmc.adapt, "acceptance": tuning.acceptance.mean().item(),
                               "seconds": tuning.seconds, "tuned_schedule": bool(tuned_schedule)}
     return tuning, final
+
+
+def curve_points(tuning, path: torch.Tensor, n: int) -> torch.Tensor:
+    """About ``n`` transitions of ``path`` [T + 1] (int64, the last included) whose RD points lie
+    evenly along the curve, as round 1 predicts it: with v(β) = Var_β[d] (mean over items, from
+    ``tuning``), dD = −v dβ and dR = β v dβ along the optimal channels, so the curve's arc length
+    in rate and distortion, each scaled to its range, is Σ_k √(ΔD_k² + ΔR_k²); the records are the
+    transitions where it crosses j/n of the whole. Falls back to evenly spaced transitions where
+    round 1 saw no change."""
+    T = path.numel() - 1
+    beta = path[1:]  # [T]
+    dbeta = (path[1:] - path[:-1]).abs()  # [T]
+    var = tuning.var_d.mean(1)[tuning.knots_of(beta)].to(torch.float64)  # [T]
+    d_dist, d_rate = var * dbeta, beta.abs() * var * dbeta  # [T] each
+    scale = lambda t: t / t.sum() if t.sum() > 0 else torch.zeros_like(t)  # noqa: E731
+    arc = torch.cumsum(torch.sqrt(scale(d_dist) ** 2 + scale(d_rate) ** 2), 0)  # [T]
+    if not arc[-1] > 0:
+        return record_steps(n, T)
+    targets = arc[-1] * torch.arange(1, n + 1, dtype=torch.float64) / n  # [n]
+    steps = 1 + torch.searchsorted(arc, targets, side="left").clamp_(max=T - 1)
+    return torch.unique(torch.cat([steps, torch.tensor([T])]))
 
 
 def rd_curve(decoder, x, beta_max: float | None = None, steps: int | None = None, *, schedule=None,
@@ -53,12 +80,15 @@ def rd_curve(decoder, x, beta_max: float | None = None, steps: int | None = None
     Round 1 runs ``schedules.sigmoid(steps, beta_max, radius)`` (or ``schedule``, whose last β and
     length then give beta_max and steps), round 2 the tuned schedule (``tuned_schedule=False``:
     round 1's). HMC defaults to the tuned settings (``config.TUNED_HMC``: initial step size found
-    on the prior, the "prob" step-size rule, a diagonal metric per item, ±50 % jitter); the other
+    on the prior, the "prob" step-size rule, a dense metric per item ("auto": a diagonal one in a
+    tuned basis; diagonal alone for priors other than the standard normal), ±50 % jitter); the other
     keyword arguments go to ``rdfast.ais`` (``checkpoint``/``resume`` cover both rounds). The
     published protocol is ``schedule=schedules.sigmoid(steps, beta_max, 10), adapt="cumulative",
     metric="identity", jitter=0.0, step_size=0.01, tuned_schedule=False``. ``through``: β's that
     round 2 passes through exactly and records (1.0 on a likelihood's curve: log Ẑ there is the
-    AIS log-likelihood). Returns round 2's AISResult (its tuning is round 1's; ``config["tuning"]``
+    AIS log-likelihood). ``record``: an int n records about n points spread evenly along the
+    curve (``curve_points``: by the rate and distortion changes round 1 measured), or explicit
+    transition indices of round 2. Returns round 2's AISResult (its tuning is round 1's; ``config["tuning"]``
     summarises round 1). ``distributed`` as in ``rdfast.ais``: both rounds are sharded over the
     ranks (files ``<path>.tune.rank{r}of{W}``, ...).
     """
@@ -69,8 +99,10 @@ def rd_curve(decoder, x, beta_max: float | None = None, steps: int | None = None
                             "(rdfast.log_likelihood anneals from an encoder to beta = 1)")
         path = curve_path(schedule, beta_max, steps, radius)
         schedules.through(path, through)  # each β in range, before any work
+        run = RunConfig.of(seed=seed, generator=generator, **run_kw)
+        run.check_parts(ROUNDS)
         return (Problem.of(decoder, x, **problem_kw), path, HMCConfig.of(**{**TUNED_HMC, **hmc_kw, "adapt": adapt}),
-                RunConfig.of(seed=seed, generator=generator, **run_kw))
+                run.named("RD curve"))
 
     problem, path, hmc, run = checked_on_every_rank(distributed, device_of(x), check)
     return final_round(distributed, problem, path, hmc, run, tuned_schedule, through)
@@ -95,7 +127,7 @@ def curve_path(schedule, beta_max, steps, radius) -> torch.Tensor:
     if schedule is None:
         if beta_max is None or steps is None:
             raise ValueError("beta_max: rd_curve needs beta_max and steps (or a schedule=)")
-        return schedules.sigmoid(steps, beta_max, radius)
+        return schedules.sigmoid(check_int("steps", steps), check_positive_float("beta_max", beta_max), radius)
     path = schedules.validate(schedule)
     if steps is not None and steps != path.numel() - 1:
         raise ValueError(f"steps: {steps} given, but schedule= has {path.numel() - 1} transitions; pass one of them")

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 
 from ..backends.spec import KINDS
@@ -49,9 +50,15 @@ def resolve(distortion, logvar, x: torch.Tensor) -> Distortion:
     if distortion != "gaussian_nll":
         if logvar is not None:
             raise ValueError(f"logvar: only used with distortion='gaussian_nll', not {distortion!r}")
+        if distortion == "bernoulli_nll" and ((x < 0) | (x > 1)).any():
+            raise ValueError(f"x: bernoulli_nll needs data in [0, 1] (binarised images: 0 or 1), got values in "
+                             f"[{x.min().item():.4g}, {x.max().item():.4g}]")
         return Distortion(distortion, distortion)
     if logvar is None:
         return Distortion(distortion, distortion)
+    if not _numeric(logvar):
+        raise TypeError(f"logvar: expected a number or a tensor of numbers (scalar or of the data shape), got "
+                        f"{logvar!r}")
     lv = torch.as_tensor(logvar).detach().to(device=x.device, dtype=x.dtype)
     if lv.numel() == 1:
         lv = lv.reshape(1)
@@ -62,3 +69,13 @@ def resolve(distortion, logvar, x: torch.Tensor) -> Distortion:
     if not torch.isfinite(lv).all():
         raise ValueError("logvar: contains NaN or inf")
     return Distortion(distortion, distortion, logvar=lv.contiguous())
+
+
+def _numeric(value) -> bool:
+    """A real number, or a tensor, array or nested sequence of them (not strings, bools or objects)."""
+    if isinstance(value, torch.Tensor):
+        return not (value.dtype.is_complex or value.dtype == torch.bool)
+    try:
+        return np.asarray(value).dtype.kind in "fiu"
+    except (ValueError, TypeError):  # a ragged sequence
+        return False

@@ -24,7 +24,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from .. import backends
+from ..backends import reference
 from . import rng
 
 
@@ -60,7 +60,7 @@ class TransitionInfo:
 def ops_for(backend, metric):
     """The backend's fused ops where they fuse the metric's layout, else the reference's."""
     layouts = backend.METRIC_LAYOUTS
-    return backend if layouts is None or metric.layout in layouts else backends.reference
+    return backend if layouts is None or metric.layout in layouts else reference
 
 
 class HMC:

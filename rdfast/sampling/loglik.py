@@ -16,10 +16,11 @@ import numpy as np
 import torch
 
 from ..runtime.distributed import checked_on_every_rank
+from ..runtime.validation import check_int
 from . import schedules
 from .annealing import device_of
 from .config import TUNED_HMC, HMCConfig, Problem, RunConfig, split_arguments
-from .curve import final_round
+from .curve import ROUNDS, final_round
 from .result import save_npz_atomic
 
 LIKELIHOODS = ("gaussian_nll", "bernoulli_nll")
@@ -115,11 +116,10 @@ def log_likelihood(decoder, x, steps=None, *, schedule=None, distortion="gaussia
                              f"got {distortion!r}")
         problem_kw, hmc_kw, run_kw = split_arguments("log_likelihood", ais_kwargs)
         problem = Problem.of(decoder, x, distortion, logvar, prior, latent_dim, encoder, **problem_kw)
-        if distortion == "bernoulli_nll" and ((problem.x < 0) | (problem.x > 1)).any():
-            raise ValueError("x: bernoulli_nll needs data in [0, 1] (binarised images: 0 or 1)")
         hmc = HMCConfig.of(n_chains=n_chains, leapfrog_steps=leapfrog_steps, **{**TUNED_HMC, **hmc_kw})
         run = RunConfig.of(seed=seed, generator=generator, **{"record": 1, **run_kw})
-        return problem, loglik_path(schedule, steps), hmc, run
+        run.check_parts(ROUNDS)
+        return problem, loglik_path(schedule, steps), hmc, run.named("log p(x)")
 
     problem, path, hmc, run = checked_on_every_rank(distributed, device_of(x), check)
     final = final_round(distributed, problem, path, hmc, run, tuned_schedule)
@@ -134,7 +134,7 @@ def loglik_path(schedule, steps) -> torch.Tensor:
     """Round 1's path to β = 1: the sigmoid of ``steps`` transitions, or ``schedule`` (ending at 1)."""
     if (schedule is None) == (steps is None):
         raise ValueError("steps: pass exactly one of steps= (a sigmoid path to beta = 1) or schedule=")
-    path = schedules.sigmoid(steps, 1.0) if schedule is None else schedules.validate(schedule)
+    path = schedules.sigmoid(check_int("steps", steps), 1.0) if schedule is None else schedules.validate(schedule)
     if float(path[-1]) != 1.0:
         raise ValueError(f"schedule: a log-likelihood path ends at beta = 1, this one at {float(path[-1])}")
     return path

@@ -133,6 +133,16 @@ class PrecisionModel:
         usable = torch.isfinite(h) & (beta_mean > 0)
         self.curvature.copy_(torch.where(usable, h, self.curvature))
 
+    def rotate(self, change: torch.Tensor) -> None:
+        """The chains moved to new coordinates (``rotation.Rotation.change_to``: R [N, K, K]): h
+        becomes the diagonal of R diag(h) Rᵀ and the moving averages, kept per coordinate, start
+        again."""
+        from .rotation import rotated_diagonal
+
+        self.curvature.copy_(rotated_diagonal(change, self.curvature))
+        for value in (*self.moments.values(), self.weight, self.beta_mean):
+            value.zero_()
+
     def to_dict(self) -> dict:
         return {"curvature": self.curvature, "inv_mass": self.metric.inv_mass, "weight": self.weight,
                 "beta_mean": self.beta_mean, **{f"moment_{k}": v for k, v in self.moments.items()}}

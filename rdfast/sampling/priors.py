@@ -50,6 +50,13 @@ class GaussianMixture:
         self.dim = mu.shape[1]
         self._copies = {}  # (device, dtype) -> (log weights, means, stds, Σ_k log σ): no copy per call
 
+    def __getstate__(self) -> dict:
+        """The parameters, without the per-device copies (for pickles and checkpoint fingerprints)."""
+        return {name: value for name, value in vars(self).items() if name != "_copies"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _copies={})
+
     def _on(self, device, dtype):
         """The parameters on ``device`` in ``dtype``, copied once (a copy inside a CUDA-graph
         capture would be a host transfer, which a capture cannot hold)."""

@@ -87,14 +87,18 @@ class AISResult:
                    config={**first.config, "n_items": sum(p.n_items for p in parts)},
                    seconds=max(p.seconds for p in parts))
 
-    def summary(self) -> str:
-        """A table of the recorded β's: distortion, rate and log Ẑ as mean ± standard error over items."""
+    def summary(self, max_rows: Optional[int] = None) -> str:
+        """A table of the recorded β's: distortion, rate and log Ẑ as mean ± standard error over items
+        (``max_rows``: at most that many records, evenly chosen, the first and the last included)."""
         lines = [f"AIS: {self.n_items} items x {self.n_chains} chains, {int(self.steps[-1])} transitions, "
                  f"acceptance {self.acceptance.mean().item():.3f}, divergences {int(self.divergences.sum())} "
                  "(mean ± standard error over items)",
                  f"{'beta':>12} {'distortion':>22} {'rate':>22} {'log Z':>22} {'ESS':>8}"]
         se = {name: self.stderr(name) for name in ("distortion", "rate", "log_z")}
-        for r in range(len(self.beta)):
+        rows = range(len(self.beta))
+        if max_rows is not None and len(rows) > max_rows:
+            rows = sorted({round(i * (len(rows) - 1) / (max_rows - 1)) for i in range(max_rows)})
+        for r in rows:
             cells = [f"{m:.6g} ± {e:.2g}" for m, e in ((self.mean_distortion[r], se["distortion"][r]),
                                                          (self.mean_rate[r], se["rate"][r]),
                                                          (self.mean_log_z[r], se["log_z"][r]))]

@@ -64,19 +64,20 @@ def _counters(items: torch.Tensor, n_chains: int, n_blocks: int, step, stream: i
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled(device_type: str) -> bool:
-    """Whether the compiled Philox kernel runs on ``device_type`` (asked once: the answer must
-    not need a CUDA call inside a graph capture)."""
-    if device_type == "cpu":
+def _compiled(device: torch.device) -> bool:
+    """Whether the compiled Philox kernel runs on ``device`` (asked once per device: the answer
+    must not need a CUDA call inside a graph capture; a GPU the CUDA build has no code for uses
+    the torch ops)."""
+    if device.type == "cpu":
         return not native.extension_reason()
-    from ..backends import cuda
+    from .. import backends
 
-    return device_type == "cuda" and not cuda.unavailable_reason()
+    return device.type == "cuda" and backends.runs("cuda", device)
 
 
 def _words(seed: int, items: torch.Tensor, n_chains: int, n_blocks: int, step, stream: int):
     """The four words, each [N, M, n_blocks], for rows (item, chain) × blocks; compiled where possible."""
-    if _compiled(items.device.type):
+    if _compiled(items.device):
         return native.philox_words(seed, items, n_chains, n_blocks, step, stream).unbind(0)
     return philox(seed, *_counters(items, n_chains, n_blocks, step, stream))
 

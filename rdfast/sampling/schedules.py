@@ -10,24 +10,23 @@ import math
 
 import torch
 
+from ..runtime.validation import check_int, check_positive_float, is_real
 
-def _check_steps_and_max(n_steps, beta_max):
-    if not isinstance(n_steps, int) or isinstance(n_steps, bool) or n_steps < 1:
-        raise ValueError(f"n_steps: expected a positive int, got {n_steps!r}")
-    if not (isinstance(beta_max, (int, float)) and math.isfinite(beta_max) and beta_max > 0):
-        raise ValueError(f"beta_max: expected a positive finite number, got {beta_max!r}")
+
+def _check_steps_and_max(n_steps, beta_max) -> tuple[int, float]:
+    return check_int("n_steps", n_steps), check_positive_float("beta_max", beta_max)
 
 
 def linear(n_steps: int, beta_max: float = 1.0) -> torch.Tensor:
     """β_k = β_max · k / T."""
-    _check_steps_and_max(n_steps, beta_max)
+    n_steps, beta_max = _check_steps_and_max(n_steps, beta_max)
     return torch.linspace(0.0, float(beta_max), n_steps + 1, dtype=torch.float64)
 
 
 def geometric(n_steps: int, beta_min: float, beta_max: float = 1.0) -> torch.Tensor:
     """0 followed by ``n_steps`` geometrically spaced values from β_min to β_max."""
-    _check_steps_and_max(n_steps, beta_max)
-    if not (isinstance(beta_min, (int, float)) and 0 < beta_min <= beta_max):
+    n_steps, beta_max = _check_steps_and_max(n_steps, beta_max)
+    if not (is_real(beta_min) and 0 < beta_min <= beta_max):
         raise ValueError(f"beta_min: expected 0 < beta_min <= beta_max={beta_max}, got {beta_min!r}")
     if n_steps == 1:
         tail = torch.tensor([float(beta_max)], dtype=torch.float64)
@@ -42,9 +41,8 @@ def sigmoid(n_steps: int, beta_max: float = 1.0, radius: float = 10.0) -> torch.
 
     The radius r sets how finely the low-β end is resolved; r = 10 is the published code's
     default (r = 4 jumps to β ≈ 0.44 in the first of 1,000 transitions at β_max = 3,000)."""
-    _check_steps_and_max(n_steps, beta_max)
-    if not (isinstance(radius, (int, float)) and radius > 0 and math.isfinite(radius)):
-        raise ValueError(f"radius: expected a positive finite number, got {radius!r}")
+    n_steps, beta_max = _check_steps_and_max(n_steps, beta_max)
+    radius = check_positive_float("radius", radius)
     s = torch.sigmoid(torch.linspace(-radius, radius, n_steps + 1, dtype=torch.float64))
     betas = float(beta_max) * (s - s[0]) / (s[-1] - s[0])
     betas[0], betas[-1] = 0.0, float(beta_max)
@@ -75,7 +73,7 @@ def thermodynamic(tuning, n_steps: int) -> torch.Tensor:
     speed √Var_β[d] tuned in round 1 (piecewise constant over its knots). For perfect transitions
     the log-weight variance Σ_k Δβ_k² Var[d] is then Λ²/T, the least any T-step path reaches.
     Speeds are floored at 1e-3 of the largest, so that no β range is skipped."""
-    _check_steps_and_max(n_steps, 1.0)
+    n_steps, _ = _check_steps_and_max(n_steps, 1.0)
     bounds = tuning.beta_bounds.to(torch.float64)  # [S + 1]
     speed = torch.nan_to_num(tuning.speed.to(torch.float64), nan=0.0)  # [S]
     top = float(speed.max()) if speed.numel() and float(speed.max()) > 0 else 1.0
@@ -97,11 +95,19 @@ def through(path: torch.Tensor, betas) -> tuple:
     out = path.clone()
     low, high = float(path.min()), float(path.max())
     indices = []
-    for beta in betas:
-        beta = float(beta)
+    for beta in float_list("through", betas):
         if not low <= beta <= high:
             raise ValueError(f"through: {beta} lies outside the schedule's range [{low}, {high}]")
         k = int(torch.argmin((out - beta).abs()))
         out[k] = beta
         indices.append(k)
     return out, indices
+
+
+def float_list(name: str, values) -> list[float]:
+    """``values`` (a number, a sequence, an array or a tensor of numbers) as a list of floats;
+    TypeError naming ``name`` otherwise."""
+    try:
+        return [float(v) for v in torch.as_tensor(values, dtype=torch.float64).reshape(-1)]
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name}: expected a number or a sequence of numbers, got {values!r}") from None

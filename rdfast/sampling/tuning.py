@@ -6,6 +6,8 @@ Round 1 anneals with adaptation; ``Tuner`` watches it and returns a ``Tuning``: 
 * the step size ε_j(n), the geometric mean over the item's chains and the knot's transitions;
 * for a diagonal metric, the curvature h_j(n) [K] of the precision model λ(β) = λ0 + β h
   (``rdfast.sampling.metrics.PrecisionModel``; λ0 [K] the prior's precision);
+* for a dense metric, one basis Q(n) [K, K] for the whole path (round 1's last; the
+  curvatures are then in its coordinates: ``rdfast.sampling.rotation``);
 * Var_β[d] across the item's chains, the knot's mean: the thermodynamic speed of the targets
   along β is s_j = √(mean_n Var) (one per knot, all items), and round 2's schedule spaces ∫ s dβ
   evenly (``rdfast.sampling.schedules.thermodynamic``). Kept per item, so that shards and
@@ -25,6 +27,16 @@ import torch
 MAX_KNOTS = 1024
 
 
+BASIS_REFRESHES = 16  # times round 1 re-estimates a dense metric's basis
+
+
+def basis_refresh_knots(n_knots: int, refreshes: int = BASIS_REFRESHES) -> set:
+    """The knots of round 1 after whose close a dense metric's basis is re-estimated: every
+    ⌈S / refreshes⌉-th, not the last (round 2 replays the basis of the last refresh)."""
+    every = -(-n_knots // refreshes)
+    return {j for j in range(every - 1, n_knots - 1, every)}
+
+
 def knot_boundaries(n_transitions: int, max_knots: int = MAX_KNOTS) -> torch.Tensor:
     """[S + 1] int64 boundaries of S = min(T, max_knots) near-equal knots over transitions 1..T:
     knot j covers transitions boundaries[j] .. boundaries[j + 1] − 1."""
@@ -38,7 +50,8 @@ class Tuning:
 
     beta_bounds [S + 1] float64 (monotone: increasing for a forward path, decreasing for a
     reverse one); log_eps [S, N] float64; var_d [S, N] float64; curvature [S, N, K] float32 or
-    None (identity metric); prior_precision [K] float64 or None.
+    None (identity metric); prior_precision [K] float64 or None; rotation [N, K, K] float64 (the
+    dense metric's bases, orthonormal columns) or None.
     """
 
     beta_bounds: torch.Tensor
@@ -46,8 +59,9 @@ class Tuning:
     var_d: torch.Tensor
     curvature: Optional[torch.Tensor] = None
     prior_precision: Optional[torch.Tensor] = None
+    rotation: Optional[torch.Tensor] = None
 
-    ARRAYS = ("beta_bounds", "log_eps", "var_d", "curvature", "prior_precision")
+    ARRAYS = ("beta_bounds", "log_eps", "var_d", "curvature", "prior_precision", "rotation")
 
     @property
     def n_items(self) -> int:
@@ -69,7 +83,8 @@ class Tuning:
 
     def select(self, items: slice) -> "Tuning":
         return Tuning(self.beta_bounds, self.log_eps[:, items], self.var_d[:, items],
-                      None if self.curvature is None else self.curvature[:, items], self.prior_precision)
+                      None if self.curvature is None else self.curvature[:, items], self.prior_precision,
+                      None if self.rotation is None else self.rotation[items])
 
     def check_against(self, path: torch.Tensor, n_items: int, latent_dim: int, metric: str) -> None:
         """A clear error unless this tuning is well formed, covers ``path``'s β range for ``n_items``
@@ -82,9 +97,12 @@ class Tuning:
         if path.min() < low - 1e-9 * span or path.max() > high + 1e-9 * span:
             raise ValueError(f"tuning: tuned for beta in [{low:.6g}, {high:.6g}], but the schedule runs over "
                              f"[{float(path.min()):.6g}, {float(path.max()):.6g}]; tune with a schedule that covers it")
-        if metric == "diagonal" and self.curvature is None:
-            raise ValueError("metric: 'diagonal' replays a tuned metric, but this tuning has none "
+        if metric != "identity" and self.curvature is None:
+            raise ValueError(f"metric: {metric!r} replays a tuned metric, but this tuning has none "
                              "(it was tuned with metric='identity')")
+        if metric == "dense" and self.rotation is None:
+            raise ValueError("metric: 'dense' replays a tuned basis, but this tuning has none "
+                             "(it was tuned with metric='diagonal'); tune with metric='dense'")
 
     def _check_values(self, latent_dim: int) -> None:
         S = self.beta_bounds.numel() - 1
@@ -105,6 +123,13 @@ class Tuning:
         if lam is None or list(lam.shape) != [latent_dim] or not (torch.isfinite(lam) & (lam > 0)).all():
             raise ValueError(f"tuning: prior_precision (the metric's) must be positive and finite with shape "
                              f"[{latent_dim}]")
+        if self.rotation is not None:
+            Q = self.rotation.double()
+            eye = torch.eye(latent_dim, dtype=torch.float64)
+            if list(Q.shape) != [self.n_items, latent_dim, latent_dim] or not torch.isfinite(Q).all() or \
+                    (Q.transpose(1, 2) @ Q - eye).abs().max() > 1e-6:
+                raise ValueError(f"tuning: rotation (the dense metric's bases) must hold orthonormal matrices with "
+                                 f"shape {[self.n_items, latent_dim, latent_dim]}, got {list(Q.shape)}")
 
     def knots_of(self, betas: torch.Tensor) -> torch.Tensor:
         """The knot [T] (int64) of each β of ``betas`` [T] (clamped to the tuned range)."""
@@ -139,7 +164,7 @@ class Tuning:
         first = parts[0]
         return cls(first.beta_bounds, torch.cat([p.log_eps for p in parts], 1), torch.cat([p.var_d for p in parts], 1),
                    None if first.curvature is None else torch.cat([p.curvature for p in parts], 1),
-                   first.prior_precision)
+                   first.prior_precision, None if first.rotation is None else torch.cat([p.rotation for p in parts]))
 
 
 def as_tuning(value) -> Tuning:
@@ -156,9 +181,10 @@ class Tuner:
     the metric's moments; at the last transition of each knot it closes the knot's values."""
 
     def __init__(self, path: torch.Tensor, boundaries: torch.Tensor, n_items: int, n_chains: int, device,
-                 metric_model=None):
-        """``metric_model``: a PrecisionModel to estimate (None: identity metric)."""
-        self.boundaries, self.n_chains, self.metric_model = boundaries, n_chains, metric_model
+                 metric_model=None, rotation=None):
+        """``metric_model``: a PrecisionModel to estimate (None: identity metric); ``rotation``: the
+        dense metric's ``Rotation`` (its basis at the end is the tuned one)."""
+        self.boundaries, self.n_chains, self.metric_model, self.rotation = boundaries, n_chains, metric_model, rotation
         S = boundaries.numel() - 1
         f64 = dict(dtype=torch.float64, device=device)
         self.beta_bounds = path[boundaries - 1].to(torch.float64)  # [S + 1]
@@ -190,11 +216,19 @@ class Tuner:
         if self.curvature is not None:
             self.curvature[knot] = self.metric_model.curvature
 
+    def rotate(self, change: torch.Tensor, knot: int) -> None:
+        """The chains moved to new coordinates (R [N, K, K]) after knot ``knot`` closed: the
+        curvatures of knots 0..knot, as diagonals of R diag(h) Rᵀ in them."""
+        from .rotation import rotated_diagonal
+
+        self.curvature[: knot + 1] = rotated_diagonal(change, self.curvature[: knot + 1])
+
     def tuning(self) -> Tuning:
         model = self.metric_model
         return Tuning(self.beta_bounds.cpu(), self.log_eps.cpu(), self.var_d.cpu(),
                       None if self.curvature is None else self.curvature.cpu(),
-                      None if model is None else model.path.prior_precision.cpu())
+                      None if model is None else model.path.prior_precision.cpu(),
+                      None if self.rotation is None else self.rotation.basis.cpu().clone())
 
     def to_dict(self) -> dict:
         out = {"sum_log_eps": self.sum_log_eps, "sum_var_d": self.sum_var_d, "log_eps": self.log_eps,

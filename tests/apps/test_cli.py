@@ -37,8 +37,36 @@ def test_device_cuda_without_a_gpu_is_refused(tmp_path):
 
 
 def test_backends_command(tmp_path):
+    """The versions the GPU paths depend on, then every backend with whether it runs here."""
+    import torch
+
+    from rdfast.runtime import device_loop
+
     out = rdfast("backends", cwd=tmp_path).stdout
-    assert "torch" in out and "available" in out
+    lines = {line[:14].strip(): line[14:].strip() for line in out.split("\n\n")[0].splitlines()}
+    assert set(lines) >= {"torch", "CUDA kernels", "Triton", "CUDA graphs"}, out
+    assert lines["torch"].startswith(f"{torch.__version__} (CUDA {torch.version.cuda or 'none'}")
+    by_default = "yes" if device_loop.captures_by_default() else "no"
+    assert lines["CUDA graphs"].startswith(f"captured by default: {by_default}")
+    assert "torch   on cpu/cuda  available" in out
+
+
+def test_backends_command_names_gpus_driver_and_graphs(fake_gpus, monkeypatch, capsys):
+    """With a stand-in for the CUDA device queries: each GPU with its capability and whether the
+    build has code for it, the driver; before torch 2.12 graphs are not captured by default."""
+    from rdfast.apps import cli
+    from rdfast.runtime import device_loop
+
+    fake_gpus((9, 0), (7, 0))
+    monkeypatch.setattr(device_loop, "_torch_version", lambda: (2, 11))
+    assert cli.main(["backends"]) == 0
+    out = capsys.readouterr().out
+    for expected in ("CUDA kernels   built by nvcc 13.0.88", "CUDA driver    13.0",
+                     "GPU cuda:0     stand-in GPU 0, sm_90: the CUDA kernels run on it",
+                     "GPU cuda:1     stand-in GPU 1, sm_70: compute capability 7.0 (sm_70) has no code in this build",
+                     "CUDA graphs    captured by default: no: before torch 2.12 only with cuda_graphs=True",
+                     "cuda    on cuda      available"):
+        assert expected in out, out
 
 
 @pytest.mark.slow
@@ -51,7 +79,8 @@ def test_demo_quick_end_to_end(tmp_path):
         assert len(curve["beta"]) == len(curve["rate"]) == len(curve["distortion"]) > 1
         assert np.isfinite(curve["rate"]).all() and np.isfinite(curve["distortion"]).all()
     assert np.isfinite(results["models"]["VAE k=10"]["log_likelihood"]["mean"])
-    assert len(results["models"]["VAE k=10"]["bdmc"]["gap"]) == 3
+    assert len(results["models"]["VAE k=10"]["bdmc"]["gap"]) == len(results["settings"]["bdmc_betas"]) == 4
+    assert {"seed", "backend", "hmc", "n_chains", "steps", "leapfrog_steps", "schedule"} <= set(results["settings"])
     for name in ("rd_curves.png", "bdmc.png", "reconstructions.png"):
         assert_png(tmp_path / "out" / name)
     # a second run reloads the trained models instead of training again

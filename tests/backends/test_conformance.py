@@ -25,7 +25,9 @@ SIZES = [pytest.param(3, 5, 7, 33, id="N3M5K7P33"), pytest.param(1, 1, 1, 1, id=
          pytest.param(2, 1, 3, 5, id="M1"), pytest.param(1, 4, 1, 7, id="N1K1"),
          pytest.param(2, 3, 130, 257, id="wide")]
 PARALLEL = (16, 17, 1031, 1031)  # B·K, B·P, N·M ≥ 2^18: the cpu kernels' OpenMP-parallel loops
-BACKENDS = ["cpu", *([] if cuda.unavailable_reason() else ["cuda"]), "triton"]  # test_cuda_runs_where_it_can: why not
+# test_cuda_runs_where_it_can says why cuda is not here; both run on a GPU where there is one (marked gpu)
+BACKENDS = ["cpu", *([] if cuda.unavailable_reason() else [pytest.param("cuda", marks=pytest.mark.gpu)]),
+            pytest.param("triton", marks=pytest.mark.gpu)]
 
 # the Triton interpreter evaluates tiles with numpy, which warns where the maths means ±inf or NaN
 pytestmark = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")

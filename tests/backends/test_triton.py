@@ -22,6 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning"
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.gpu
 def test_whole_run_matches_torch(triton_interpreter, dtype):
     """rdfast.ais on the triton backend equals the same run on the torch reference."""
     import rdfast
@@ -116,3 +117,33 @@ def test_module_in_fresh_process(tmp_path):
                            os.path.join(tests, "test_conformance.py"), "-k", "not in_fresh_process and not compile_for_cuda"],
                           env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-5000:]
+
+
+def test_triton_before_3_4_is_refused(monkeypatch):
+    """Triton before 3.4 passes float64 scalars (β, Δβ) to kernels as float32."""
+    from rdfast import backends
+
+    backend = importlib.import_module("rdfast.backends.triton")
+    if backend.IMPORT_ERROR:
+        pytest.skip(backend.IMPORT_ERROR)
+    monkeypatch.setattr(backend.triton, "__version__", "3.3.1")
+    assert backend.unavailable_reason().startswith("triton 3.3.1 passes float64 scalars to kernels as float32")
+    assert not backends.available()["triton"]["available"]
+    assert backend.describe().startswith("3.3.1 (triton 3.3.1 passes")
+    monkeypatch.setattr(backend.triton, "__version__", "3.4.0+git1234")
+    assert "passes float64" not in backend.unavailable_reason()
+
+
+def test_each_launch_runs_under_a_guard_of_the_arrays_device(device_guards):
+    """Triton launches on the current CUDA device: a launch for arrays on cuda:1 makes it current,
+    whichever device was (stand-ins for torch's device guard and for a kernel)."""
+    backend = importlib.import_module("rdfast.backends.triton")
+    launched_on = []
+
+    class Kernel:
+        def __getitem__(self, grid):
+            return lambda *args, **constexprs: launched_on.append(device_guards[-1] if device_guards else None)
+
+    backend._launch(Kernel(), (1,), (), {}, torch.device("cuda", 1))()
+    backend._launch(Kernel(), (1,), (), {}, torch.device("cpu"))()
+    assert launched_on == [torch.device("cuda", 1), None]

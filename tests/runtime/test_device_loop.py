@@ -98,6 +98,7 @@ def test_cuda_graphs_argument_is_checked():
         small_run(cuda_graphs=True)  # CPU tensors
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("backend", GPU_BACKENDS + ["triton"])
 @pytest.mark.parametrize("decoder_kind", ["linear", "mlp", "mlp-mixture-prior"])
@@ -143,6 +144,7 @@ def test_when_graphs_are_tried(monkeypatch):
     assert device_loop._torch_version() >= (2, 0)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.skipif(device_loop._torch_version() < device_loop.SAFE_TO_TRY_TORCH,
                     reason="a failed capture can crash this torch later (pytorch#180395)")
@@ -168,6 +170,7 @@ def test_a_decoder_that_synchronises_runs_eagerly_with_a_warning():
         rdfast.ais(syncing, problem.x.cuda(), rdfast.schedules.linear(12, 1.0), cuda_graphs=True, **args)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_device_words_equal_host_words():
     """The CUDA Philox kernel gives the CPU's words (uniforms are exact functions of the words)."""
@@ -178,6 +181,7 @@ def test_device_words_equal_host_words():
             assert torch.equal(rng.uniform(3, items.cuda(), 4, key, rng.STREAM_ACCEPT).cpu(), host)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("backend", GPU_BACKENDS)
 def test_gpu_run_matches_the_cpu_reference(backend):
@@ -193,6 +197,17 @@ def test_gpu_run_matches_the_cpu_reference(backend):
     for field in ("log_z", "distortion", "z", "log_w"):
         torch.testing.assert_close(getattr(on_gpu, field), getattr(on_cpu, field), rtol=1e-8, atol=1e-8, msg=field)
     assert torch.equal(on_gpu.acceptance, on_cpu.acceptance)
+
+
+def test_eager_transitions_run_under_a_guard_of_the_data_device(device_guards):
+    """With the data on cuda:1, every eager transition runs with cuda:1 current, whichever device
+    the caller made current (stand-ins for torch's device guard and for the data's device)."""
+    seen = []
+    clock = DeviceClock(torch.linspace(0, 1, 10, dtype=torch.float64), 0, torch.device("cpu"))
+    runner = TransitionRunner(lambda: seen.append(device_guards[-1] if device_guards else None), clock, False)
+    runner.device = torch.device("cuda", 1)
+    runner.run(3)
+    assert seen == [torch.device("cuda", 1)] * 3 and not device_guards
 
 
 class FakeCuda:

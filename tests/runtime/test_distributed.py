@@ -6,7 +6,7 @@ Results are compared bit for bit (torch.equal): random numbers are keyed by glob
 the fused ops treat rows independently, and the decoder (``RowwiseLinear``) does too, so no
 tolerance is needed. (A BLAS decoder such as nn.Linear may round a row differently in a shard of
 a few rows: then ranks agree to rounding, see docs/distributed.md.) The file runs itself as the worker:
-``python tests/test_distributed.py OUT_DIR`` with torchrun's environment variables.
+``python tests/runtime/test_distributed.py OUT_DIR`` with torchrun's environment variables.
 """
 import os
 import socket
@@ -205,10 +205,12 @@ def test_checkpoints_are_per_rank_and_resume(ranks, single):
 def test_a_new_checkpoint_over_existing_rank_files_is_refused(ranks):
     _, out, results = ranks
     for rank, res in enumerate(results):
-        for n_items, (kind, message) in zip((5, 2), res["exists"]):
-            assert kind == ("ValueError" if rank < n_items else "RuntimeError")  # a rank without items: told
-            assert "checkpoint:" in message and "already exists" in message
-        assert f"resume={str(out / 'ais')!r}" in res["exists"][0][1]
+        (kind, message), (bdmc_kind, bdmc_message) = res["exists"]
+        assert kind == ("ValueError" if rank < 5 else "RuntimeError")  # a rank without items: told
+        assert bdmc_kind == "ValueError"  # BDMC's files are checked on every rank before any run
+        for text in (message, bdmc_message):
+            assert "checkpoint:" in text and "already exists" in text
+        assert f"resume={str(out / 'ais')!r}" in message and f"resume={str(out / 'bdmc')!r}" in bdmc_message
 
 
 def test_resume_with_another_number_of_ranks_is_refused(ranks):

@@ -121,23 +121,38 @@ PUBLISHED = dict(adapt="ema", metric="identity", jitter=0.0, step_size=0.01, tun
 
 def test_two_rounds_replay_the_frozen_tuning():
     """rd_curve's round 2 is round 1's tuning replayed with a fresh seed: on round 1's schedule, or
-    (the default) on the schedule tuned in round 1, with the tuned metric and jitter."""
+    (the default) on the schedule tuned in round 1, with the tuned metric (metric "auto": dense for
+    the standard normal prior) and jitter."""
     pr = small()
     tuning = run(pr, adapt="ema")
     replay = run(pr, tuning=tuning, seed=99)
     torch.testing.assert_close(replay.tuning.log_eps, tuning.tuning.log_eps, rtol=0, atol=1e-12)
     assert replay.config["replayed_tuning"] and replay.config["adapt"] is None
-    args = dict(seed=11, logvar=pr.logvar, n_chains=4, leapfrog_steps=3, record=5, backend="torch")
+    args = dict(seed=11, logvar=pr.logvar, n_chains=4, leapfrog_steps=3, record=[6, 12, 18, 24, 30], backend="torch")
     curve = rdfast.rd_curve(pr.decoder, pr.x, 4.0, 30, schedule=SCHED, **args, **PUBLISHED)
     manual = run(pr, tuning=tuning, seed=rdfast.sampling.curve.second_round_seed(11))
     assert torch.equal(curve.log_z, manual.log_z)
     assert curve.config["tuning"]["seed"] == 11
     tuned = rdfast.rd_curve(pr.decoder, pr.x, 4.0, 30, **args)
-    first = run(pr, schedule=rdfast.schedules.sigmoid(30, 4.0), adapt="prob", step_size="auto", metric="diagonal",
+    first = run(pr, schedule=rdfast.schedules.sigmoid(30, 4.0), adapt="prob", step_size="auto", metric="dense",
                 jitter=0.5)
-    second = run(pr, schedule=rdfast.schedules.thermodynamic(first.tuning, 30), tuning=first, metric="diagonal",
+    second = run(pr, schedule=rdfast.schedules.thermodynamic(first.tuning, 30), tuning=first, metric="dense",
                  jitter=0.5, step_size="auto", seed=rdfast.sampling.curve.second_round_seed(11))
     assert torch.equal(tuned.log_z, second.log_z) and torch.equal(tuned.beta, second.beta)
+
+
+def test_curve_points_spread_along_the_predicted_curve():
+    """An int ``record`` of rd_curve: transitions where the arc length of the curve round 1 predicts
+    (dD = −Var dβ, dR = β Var dβ, each scaled to its range) crosses j/n of the whole."""
+    path = torch.linspace(0.0, 4.0, 101, dtype=torch.float64)
+    tuning = rdfast.Tuning(beta_bounds=path[[0, 50, 100]], log_eps=torch.zeros(2, 3), var_d=torch.ones(2, 3))
+    steps = rdfast.sampling.curve.curve_points(tuning, path, 10)
+    assert steps[-1] == 100 and (steps[1:] > steps[:-1]).all() and 8 <= steps.numel() <= 10
+    # constant Var: ΔD is even in β and ΔR grows with β, so the arc grows faster at high β
+    gaps = (steps[1:] - steps[:-1]).double()
+    assert gaps[0] > gaps[-1]
+    flat = rdfast.Tuning(beta_bounds=path[[0, 100]], log_eps=torch.zeros(1, 3), var_d=torch.zeros(1, 3))
+    assert torch.equal(rdfast.sampling.curve.curve_points(flat, path, 4), torch.tensor([25, 50, 75, 100]))
 
 
 def test_step_sizes_adapt_toward_target():
@@ -267,7 +282,7 @@ def _bad_cases():
         (dict(decoder=dec, x=x, schedule=SCHED, backend="nope", logvar=-0.5), ValueError, "backend"),
         (dict(decoder=dec, x=x, schedule=SCHED, batch_size=0, **ok), ValueError, "batch_size"),
         (dict(decoder=dec, x=x, schedule=SCHED, tuning="x", **ok), TypeError, "tuning"),
-        (dict(decoder=dec, x=x, schedule=SCHED, metric="dense", **ok), ValueError, "metric"),
+        (dict(decoder=dec, x=x, schedule=SCHED, metric="full", **ok), ValueError, "metric"),
         (dict(decoder=dec, x=x, schedule=SCHED, jitter=1.0, **ok), ValueError, "jitter"),
         (dict(decoder=dec, x=x, schedule=SCHED, jitter=-0.1, **ok), ValueError, "jitter"),
         (dict(decoder=dec, x=x, schedule=SCHED, step_size="big", **ok), ValueError, "step_size"),

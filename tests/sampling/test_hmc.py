@@ -1,4 +1,7 @@
 """The HMC kernel's pieces: the typed chain state, and a metric written only in torch ops."""
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -64,6 +67,20 @@ def test_a_metric_in_torch_ops_runs_on_every_backend(backend_name):
 def test_fused_metrics_run_on_the_compiled_backend():
     cpu = backends.get("cpu", torch.device("cpu"))
     assert ops_for(cpu, IdentityMetric()) is cpu and ops_for(cpu, ScaledIdentity(2.0)) is backends.reference
+
+
+def test_an_unfused_metric_finds_the_reference_in_a_fresh_process(tmp_path):
+    """A process that has loaded only the cpu backend still runs a metric no kernel fuses on the
+    reference ops (other tests load the reference first, so this one starts a process of its own)."""
+    code = ("import torch\n"
+            "from rdfast import backends\n"
+            "from rdfast.sampling.hmc import ops_for\n"
+            "class Unfused:\n"
+            "    layout = None\n"
+            "print(ops_for(backends.get('cpu', torch.device('cpu')), Unfused()).name)\n")
+    # cwd: a scratch folder, so the installed package is imported, not the source tree
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() == "torch", done.stderr[-2000:]
 
 
 def test_chain_state_round_trips_through_a_dict():

@@ -68,12 +68,12 @@ def test_error_shrinks_with_steps():
 
 
 def test_tuned_two_rounds_match_the_closed_form():
-    """rd_curve's defaults (a tuned diagonal metric, jitter, the 'prob' rule, the tuned schedule)
+    """rd_curve's defaults (a tuned dense metric, jitter, the 'prob' rule, the tuned schedule)
     give round-2 estimates within the Monte Carlo error of the closed form at every recorded β."""
     pr = linear_problem(2, 6, N_ITEMS, logvar=-1.0, seed=1)
     res = rdfast.rd_curve(pr.decoder, pr.x, 20.0, 200, distortion="gaussian_nll", logvar=-1.0, n_chains=N_CHAINS,
                           leapfrog_steps=LEAPFROG, record=4, seed=0, backend="torch")
-    assert res.config["metric"] == "diagonal" and res.config["jitter"] == 0.5 and res.config["replayed_tuning"]
+    assert res.config["metric"] == "dense" and res.config["jitter"] == 0.5 and res.config["replayed_tuning"]
     exact = rdfast.analytic.linear_gaussian(pr.W, pr.b, pr.x, res.beta, distortion="gaussian_nll", logvar=-1.0)
     m, se = mean_and_se(res.log_z, exact.log_z)
     assert (m <= 3 * se).all() and (m.abs() <= 4 * se).all(), f"log Z: {m} (SE {se})"
