@@ -144,8 +144,8 @@ class Config:
     def flops_per_transition(self) -> int:
         """FLOPs of L decoder forwards and L input-gradient backwards on B rows (torch's FLOP
         counter; for dense layers 2 · 2 · B · Σ_l in_l · out_l per step)."""
-        decoder = self.decoder()
-        z = torch.zeros(self.rows, self.latent_dim, dtype=DTYPE, requires_grad=True)
+        decoder = self.decoder("meta")  # shapes only: nothing is computed
+        z = torch.zeros(self.rows, self.latent_dim, dtype=DTYPE, device="meta", requires_grad=True)
         with FlopCounterMode(display=False) as counter:
             out = decoder(z)
             out.backward(torch.ones_like(out))  # weights do not require grad: the input gradient only

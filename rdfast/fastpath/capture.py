@@ -33,6 +33,7 @@ import torch
 from torch import fx, nn
 
 from . import mlp
+from .autograd import _same_layout as same_layout
 
 F = nn.functional
 _WARNED = weakref.WeakKeyDictionary()  # module -> names of its methods already warned about
@@ -173,7 +174,8 @@ def _checked(net: mlp.MLP, decoder, x: torch.Tensor, owner, name):
         got = net.forward(z)
     want, got = (list(want), list(got)) if isinstance(got, tuple) else ([want], [got])
     if len(want) != len(got) or not all(isinstance(w, torch.Tensor) and w.shape[:1] == (_PROBE_ROWS,)
-                                        and w[0].numel() == P for w in want):
+                                        and w[0].numel() == P and same_layout(w.shape[1:], x.shape[1:])
+                                        for w in want):
         return None  # not the data's shape: the autograd path reports it
     tol = torch.finfo(x.dtype).eps ** 0.5
     for w, g in zip(want, got):

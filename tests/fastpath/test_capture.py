@@ -296,6 +296,16 @@ def test_decoders_that_are_not_mlps_take_the_generic_path_silently(case, gen):
         assert torch.equal(g, want)
 
 
+def test_an_output_in_another_layout_than_the_data_takes_the_generic_path():
+    """[rows, 2, P/2]-shaped data and a decoder writing [rows, P/2, 2]: the generic path names it."""
+    x = torch.rand(N, 2, 7)
+    dec = nn.Sequential(nn.Linear(K, 14), nn.Unflatten(1, (7, 2)))
+    ev = make_evaluator(dec, x, M, resolve("squared_error", None, x), backends.get("torch", x.device))
+    assert type(ev) is Evaluator
+    with pytest.raises(ValueError, match=r"decoder: output has shape \(15, 7, 2\)"):
+        _evaluate(ev, torch.randn(N * M, K))
+
+
 def test_heads_must_match_the_distortion():
     """A (mean, logvar) decoder with a fixed logvar (or a single head without one) takes the
     generic path, which names the mismatch."""
