@@ -87,10 +87,12 @@ class PrecisionModel:
         transitions), the diagonal that minimises the Fisher divergence of a Gaussian to the
         chains' distribution (exact for a Gaussian target, and unchanged when the chains are
         under-dispersed: both variances shrink alike); h = max((λ̂ − λ_base(β̄)) / β̄, 0) at the
-        mean β̄ of the observations.
+        mean β̄ of the observations, once the averages hold ``SETTLED`` of their weight (at the
+        start, and after ``rotate``, h keeps its value until then).
     """
 
     DECAY = 0.9  # per transition, of the moving averages of the moments
+    SETTLED = 0.5  # the averages' weight (1 − 0.9ⁿ after n transitions) from which h is updated: 7 transitions
 
     def __init__(self, path, n_items: int, n_chains: int, latent_dim: int, dtype, device):
         f64 = dict(dtype=torch.float64, device=device)
@@ -130,7 +132,7 @@ class PrecisionModel:
         precision = torch.sqrt(var_u / var_z)  # [N, K] λ̂ (NaN or inf where var_z = 0)
         beta_mean = self.beta_mean / self.weight
         h = ((precision - self._base(beta_mean)) / beta_mean).clamp_(min=0.0)
-        usable = torch.isfinite(h) & (beta_mean > 0)
+        usable = torch.isfinite(h) & (beta_mean > 0) & (self.weight >= self.SETTLED)
         self.curvature.copy_(torch.where(usable, h, self.curvature))
 
     def rotate(self, change: torch.Tensor) -> None:

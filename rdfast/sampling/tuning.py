@@ -30,10 +30,13 @@ MAX_KNOTS = 1024
 BASIS_REFRESHES = 16  # times round 1 re-estimates a dense metric's basis
 
 
-def basis_refresh_knots(n_knots: int, refreshes: int = BASIS_REFRESHES) -> set:
+BASIS_SPACING = 32  # knots at least between two refreshes (each restarts the diagonal's averages)
+
+
+def basis_refresh_knots(n_knots: int, refreshes: int = BASIS_REFRESHES, spacing: int = BASIS_SPACING) -> set:
     """The knots of round 1 after whose close a dense metric's basis is re-estimated: every
-    ⌈S / refreshes⌉-th, not the last (round 2 replays the basis of the last refresh)."""
-    every = -(-n_knots // refreshes)
+    max(⌈S / refreshes⌉, spacing)-th, not the last (round 2 replays the basis of the last refresh)."""
+    every = max(-(-n_knots // refreshes), spacing)
     return {j for j in range(every - 1, n_knots - 1, every)}
 
 
