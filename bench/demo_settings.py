@@ -19,7 +19,7 @@ import torch
 
 import rdfast
 from rdfast.apps.data import load_digits
-from rdfast.apps.demo import BDMC_MODELS, MODELS, Settings
+from rdfast.apps.demo import BDMC_MODELS, MODELS, Settings, training_options
 from rdfast.apps.train import trained
 
 HERE = Path(__file__).resolve().parent
@@ -36,20 +36,22 @@ def main(argv=None) -> None:
     parser.add_argument("--chains", nargs="+", type=int, default=[8])
     parser.add_argument("--models", nargs="+", default=list(BDMC_MODELS))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--items", type=int, default=Settings().bdmc_items)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     settings, data = Settings(), load_digits()
     for name, kind, k in MODELS:
         if name not in args.models:
             continue
-        decoder = trained(kind, k, HERE / ".models", data=data.train).decoder.eval().requires_grad_(False)
+        decoder = trained(kind, k, HERE / ".models", data=data.train,
+                          **training_options(settings, kind)).decoder.eval().requires_grad_(False)
         for chains in args.chains:
             for steps in args.steps:
                 start = cpu_seconds()
-                bd = rdfast.bdmc(decoder, list(settings.bdmc_betas), settings.bdmc_items, steps=steps,
+                bd = rdfast.bdmc(decoder, list(settings.bdmc_betas), args.items, steps=steps,
                                  n_chains=chains, leapfrog_steps=settings.leapfrog_steps, distortion="squared_error",
                                  seed=2, backend="cpu")
-                print(json.dumps(dict(model=name, steps=steps, chains=chains, beta=bd.beta.tolist(),
+                print(json.dumps(dict(model=name, steps=steps, chains=chains, items=args.items, beta=bd.beta.tolist(),
                                       gap=bd.gap.tolist(), gap_se=bd.gap_stderr.tolist(),
                                       cpu_seconds=cpu_seconds() - start)), flush=True)
 

@@ -162,6 +162,21 @@ def plot(runs, path):
     fig.savefig(path, dpi=110)
 
 
+def accuracy_lines() -> list:
+    """The other factor of the time to an accurate answer: transitions needed (bench/accuracy.json,
+    written by bench/accuracy.py; its tables are docs/accuracy.md's)."""
+    path = Path(__file__).resolve().parent / "accuracy.json"
+    if not path.exists():
+        return []
+    from accuracy import report
+
+    return ["## Accuracy per transition", "",
+            "Time to an accurate answer = transitions needed × time per transition. The tables above are "
+            "the time per transition; these are the errors against the number of transitions per round "
+            "(`.venv/bin/python bench/accuracy.py run`, then `report`; docs/accuracy.md explains the problems "
+            "and protocols).", "", report(json.loads(path.read_text())), ""]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", help="pytest-benchmark JSON files, one per thread count")
@@ -201,6 +216,7 @@ def main(argv=None):
         lines += [f"## {_threads_label(threads)}", ""]
         for name in runs[threads]:
             lines += config_table(name, runs[threads][name], info[name], threads) + [""]
+    lines += accuracy_lines()
     if profiles:
         lines += ["## Where the time goes (cProfile, own time per function, one block)", ""]
         for threads in sorted(profiles):

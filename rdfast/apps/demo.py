@@ -56,6 +56,7 @@ class Settings:
     bdmc_chains: int = 8
     bdmc_steps: int = 1000  # transitions per round and direction
     low_rate_beta: float = 2.0  # reconstructions at a low rate
+    hidden: int = 128  # units per hidden layer of every model (plenty for 8×8 digits)
     epochs: dict = None  # per model kind; None: the trainers' defaults
 
     @classmethod
@@ -111,6 +112,11 @@ def _best_chain_reconstruction(decoder, res) -> torch.Tensor:
         return decoder(z).reshape(z.shape[0], -1)
 
 
+def training_options(settings: Settings, kind: str) -> dict:
+    """The trainer's options of a model ``kind`` under ``settings`` (``rdfast.apps.train.trained``)."""
+    return {"hidden": settings.hidden, **({} if settings.epochs is None else {"epochs": settings.epochs[kind]})}
+
+
 def _run_settings(settings: Settings, backend: str, seed: int) -> dict:
     """What results.json records of how it was made."""
     return {**dataclasses.asdict(settings), "seed": seed, "backend": backend, "hmc": dict(TUNED_HMC),
@@ -149,7 +155,7 @@ def run_demo(out, settings: Settings, backend: str = "auto", seed: int = 0, cach
 
         for name, kind, k in MODELS:
             step(name, "training")
-            options = {} if settings.epochs is None else {"epochs": settings.epochs[kind]}
+            options = training_options(settings, kind)
             model = trained(kind, k, cache, data=data.train, progress=log, **options)
             dec = model.decoder.eval().requires_grad_(False)
             overall.update()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from ..runtime.distributed import checked_on_every_rank, resolve
@@ -40,7 +41,8 @@ def two_rounds(problem: Problem, path, hmc: HMCConfig, run: RunConfig, distribut
     path2 = schedules.thermodynamic(tuning.tuning, path.numel() - 1) if tuned_schedule else path
     path2, forced = schedules.through(path2, through)
     spread = isinstance(run.record, int) and not isinstance(run.record, bool)
-    steps = curve_points(tuning.tuning, path2, run.record) if spread else record_steps(run.record, path2.numel() - 1)
+    steps = curve_points(tuning.beta, tuning.mean_distortion, tuning.mean_rate, path2, run.record) if spread \
+        else record_steps(run.record, path2.numel() - 1)
     record = sorted(set(steps.tolist()) | set(forced))
     final = anneal_items(distributed, problem, path2, hmc.frozen(tuning.tuning),
                          run.part("final", seed=second_round_seed(run.seed), record=record,
@@ -50,25 +52,36 @@ def two_rounds(problem: Problem, path, hmc: HMCConfig, run: RunConfig, distribut
     return tuning, final
 
 
-def curve_points(tuning, path: torch.Tensor, n: int) -> torch.Tensor:
-    """About ``n`` transitions of ``path`` [T + 1] (int64, the last included) whose RD points lie
-    evenly along the curve, as round 1 predicts it: with v(β) = Var_β[d] (mean over items, from
-    ``tuning``), dD = −v dβ and dR = β v dβ along the optimal channels, so the curve's arc length
-    in rate and distortion, each scaled to its range, is Σ_k √(ΔD_k² + ΔR_k²); the records are the
-    transitions where it crosses j/n of the whole. Falls back to evenly spaced transitions where
-    round 1 saw no change."""
+def curve_points(beta: torch.Tensor, distortion: torch.Tensor, rate: torch.Tensor, path: torch.Tensor,
+                 n: int) -> torch.Tensor:
+    """min(n, T) transitions of ``path`` [T + 1] (int64, the last included) whose RD points lie
+    evenly along the curve, as round 1 measured it: its mean ``distortion`` and ``rate`` [R1] at
+    its recorded ``beta`` [R1] (made monotone: D falls and R rises with β), interpolated at the
+    path's β's; the curve's arc length in rate and distortion, each scaled to its range, is
+    Σ_k √(ΔD_k² + ΔR_k²), and the records are the transitions where it crosses j/n of the whole
+    (j < n; moved apart where they coincide) and the last.
+    Falls back to evenly spaced transitions where round 1 saw no change."""
     T = path.numel() - 1
-    beta = path[1:]  # [T]
-    dbeta = (path[1:] - path[:-1]).abs()  # [T]
-    var = tuning.var_d.mean(1)[tuning.knots_of(beta)].to(torch.float64)  # [T]
-    d_dist, d_rate = var * dbeta, beta.abs() * var * dbeta  # [T] each
-    scale = lambda t: t / t.sum() if t.sum() > 0 else torch.zeros_like(t)  # noqa: E731
-    arc = torch.cumsum(torch.sqrt(scale(d_dist) ** 2 + scale(d_rate) ** 2), 0)  # [T]
+    order = torch.argsort(beta)
+    b = beta[order].double()
+    d = torch.cummin(distortion[order].double(), 0).values  # [R1]
+    r = torch.cummax(rate[order].double(), 0).values  # [R1]
+    at = lambda values: torch.from_numpy(np.interp(path.numpy(), b.numpy(), values.numpy()))  # noqa: E731 [T + 1]
+    steps = []
+    for values in (at(d), at(r)):
+        change = (values[1:] - values[:-1]).abs()  # [T]
+        steps.append(change / change.sum() if change.sum() > 0 else torch.zeros_like(change))
+    arc = torch.cumsum(torch.sqrt(steps[0] ** 2 + steps[1] ** 2), 0)  # [T]
     if not arc[-1] > 0:
         return record_steps(n, T)
-    targets = arc[-1] * torch.arange(1, n + 1, dtype=torch.float64) / n  # [n]
-    steps = 1 + torch.searchsorted(arc, targets, side="left").clamp_(max=T - 1)
-    return torch.unique(torch.cat([steps, torch.tensor([T])]))
+    n = min(n, T)
+    targets = arc[-1] * torch.arange(1, n, dtype=torch.float64) / n  # [n − 1]
+    picked = (1 + torch.searchsorted(arc, targets, side="left")).tolist() + [T]
+    for i in range(1, n - 1):  # n distinct transitions: each after the previous, and before the next
+        picked[i] = max(picked[i], picked[i - 1] + 1)
+    for i in range(n - 2, -1, -1):
+        picked[i] = min(picked[i], picked[i + 1] - 1)
+    return torch.tensor(picked, dtype=torch.int64)
 
 
 def rd_curve(decoder, x, beta_max: float | None = None, steps: int | None = None, *, schedule=None,
@@ -86,8 +99,8 @@ def rd_curve(decoder, x, beta_max: float | None = None, steps: int | None = None
     published protocol is ``schedule=schedules.sigmoid(steps, beta_max, 10), adapt="cumulative",
     metric="identity", jitter=0.0, step_size=0.01, tuned_schedule=False``. ``through``: β's that
     round 2 passes through exactly and records (1.0 on a likelihood's curve: log Ẑ there is the
-    AIS log-likelihood). ``record``: an int n records about n points spread evenly along the
-    curve (``curve_points``: by the rate and distortion changes round 1 measured), or explicit
+    AIS log-likelihood). ``record``: an int n records n points spread evenly along the
+    curve (``curve_points``: by the rate and distortion round 1 measured), or explicit
     transition indices of round 2. Returns round 2's AISResult (its tuning is round 1's; ``config["tuning"]``
     summarises round 1). ``distributed`` as in ``rdfast.ais``: both rounds are sharded over the
     ranks (files ``<path>.tune.rank{r}of{W}``, ...).

@@ -141,18 +141,26 @@ def test_two_rounds_replay_the_frozen_tuning():
     assert torch.equal(tuned.log_z, second.log_z) and torch.equal(tuned.beta, second.beta)
 
 
-def test_curve_points_spread_along_the_predicted_curve():
-    """An int ``record`` of rd_curve: transitions where the arc length of the curve round 1 predicts
-    (dD = −Var dβ, dR = β Var dβ, each scaled to its range) crosses j/n of the whole."""
+def test_curve_points_spread_along_the_measured_curve():
+    """An int ``record`` of rd_curve: transitions where the arc length of the curve round 1 measured
+    (D and R interpolated at round 2's β's, each scaled to its range) crosses j/n of the whole."""
+    from rdfast.sampling.curve import curve_points
+
     path = torch.linspace(0.0, 4.0, 101, dtype=torch.float64)
-    tuning = rdfast.Tuning(beta_bounds=path[[0, 50, 100]], log_eps=torch.zeros(2, 3), var_d=torch.ones(2, 3))
-    steps = rdfast.sampling.curve.curve_points(tuning, path, 10)
-    assert steps[-1] == 100 and (steps[1:] > steps[:-1]).all() and 8 <= steps.numel() <= 10
-    # constant Var: ΔD is even in β and ΔR grows with β, so the arc grows faster at high β
-    gaps = (steps[1:] - steps[:-1]).double()
-    assert gaps[0] > gaps[-1]
-    flat = rdfast.Tuning(beta_bounds=path[[0, 100]], log_eps=torch.zeros(1, 3), var_d=torch.zeros(1, 3))
-    assert torch.equal(rdfast.sampling.curve.curve_points(flat, path, 4), torch.tensor([25, 50, 75, 100]))
+    beta = torch.tensor([0.0, 1.0, 2.0, 4.0], dtype=torch.float64)
+    # all the change between β = 0 and 1 (the first 25 transitions): every point lands there but T
+    steps = curve_points(beta, torch.tensor([5.0, 1.0, 1.0, 1.0]), torch.tensor([0.0, 3.0, 3.0, 3.0]), path, 5)
+    assert steps.tolist() == [5, 10, 15, 20, 100]
+    # noise against the direction of the curve (D rising, R falling) adds no length
+    noisy = curve_points(beta, torch.tensor([5.0, 1.0, 1.2, 1.0]), torch.tensor([0.0, 3.0, 2.5, 3.0]), path, 5)
+    assert torch.equal(noisy, steps)
+    flat = curve_points(beta, torch.ones(4), torch.zeros(4), path, 4)
+    assert torch.equal(flat, torch.tensor([25, 50, 75, 100]))
+    # a jump too steep for the path's resolution: still n distinct transitions
+    steep = curve_points(beta, torch.tensor([5.0, 1.0, 1.0, 1.0]), torch.zeros(4), path[:6] / 5, 5)
+    assert steep.tolist() == [1, 2, 3, 4, 5]
+    late = curve_points(beta, torch.tensor([1.0, 1.0, 1.0, 0.0]), torch.zeros(4), path, 50)  # all change at the end
+    assert late[-1] == 100 and (late[1:] > late[:-1]).all() and late.numel() == 50
 
 
 def test_step_sizes_adapt_toward_target():
