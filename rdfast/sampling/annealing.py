@@ -299,7 +299,7 @@ class Annealer:
                 model.load(saved["metric"])
             if estimator is not None:
                 estimator.load(saved["basis"])
-                rotation.basis.copy_(saved["rotation"])
+                rotation.load(saved["rotation"])
         clock = DeviceClock(self.path, k, dev)
         transition = kernel.transition(state, clock)
         grad_z = None if estimator is None else torch.empty_like(state.g)  # [B, K]

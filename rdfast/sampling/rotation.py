@@ -25,22 +25,27 @@ class Rotation:
 
     def __init__(self, basis: torch.Tensor, n_chains: int):
         self.basis, self.n_chains = basis, n_chains  # [N, K, K]
+        self._cast = {}  # dtype -> (Qᵀ, Q) contiguous in that dtype, for the row products
 
-    def _apply(self, matrices: torch.Tensor, rows: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """out [B, K] = matrices_n @ rows_r for row r of item n (rows viewed [N, M, K])."""
-        N, K, _ = matrices.shape
-        stacked = rows.view(N, self.n_chains, K)  # [N, M, K]
-        result = torch.bmm(stacked.to(matrices.dtype), matrices.transpose(1, 2))  # [N, M, K] = (Q r)ᵀ per row
-        out.view(N, self.n_chains, K).copy_(result)
+    def _apply(self, right: torch.Tensor, rows: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """out [B, K]: row r of item n times ``right`` [N, K, K] (rows viewed [N, M, K])."""
+        N, K, _ = right.shape
+        torch.bmm(rows.view(N, self.n_chains, K), right, out=out.view(N, self.n_chains, K))
         return out
+
+    def _right(self, dtype, transposed: bool) -> torch.Tensor:
+        """Qᵀ (rows → Q·row) or Q (rows → Qᵀ·row) in ``dtype``, contiguous."""
+        if dtype not in self._cast:
+            self._cast[dtype] = (self.basis.transpose(1, 2).to(dtype).contiguous(), self.basis.to(dtype).contiguous())
+        return self._cast[dtype][0 if transposed else 1]
 
     def to_z(self, u: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """z = Q u per row [B, K]."""
-        return self._apply(self.basis, u, torch.empty_like(u) if out is None else out)
+        return self._apply(self._right(u.dtype, True), u, torch.empty_like(u) if out is None else out)
 
     def to_u(self, z: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """u = Qᵀ z per row [B, K]."""
-        return self._apply(self.basis.transpose(1, 2), z, torch.empty_like(z) if out is None else out)
+        return self._apply(self._right(z.dtype, False), z, torch.empty_like(z) if out is None else out)
 
     def evaluator(self, evaluate):
         """``evaluate(z, d, g)`` in z-coordinates as an evaluator in u-coordinates: d(Qu) and
@@ -57,13 +62,19 @@ class Rotation:
 
         return evaluate_u
 
+    def load(self, basis: torch.Tensor) -> None:
+        """Take ``basis`` [N, K, K] (a checkpoint's)."""
+        self.basis.copy_(basis)
+        self._cast.clear()
+
     def change_to(self, basis: torch.Tensor, *rows: torch.Tensor) -> torch.Tensor:
         """Switch to ``basis`` [N, K, K], rewriting each of ``rows`` [B, K] (u-coordinates) in it in
         place; returns R = Q_newᵀ Q_old [N, K, K], which maps old coordinates to new."""
         change = torch.bmm(basis.transpose(1, 2), self.basis)  # [N, K, K]
         for t in rows:
-            t.copy_(self._apply(change, t, torch.empty_like(t)))
+            t.copy_(self._apply(change.transpose(1, 2).to(t.dtype), t, torch.empty_like(t)))
         self.basis.copy_(basis)
+        self._cast.clear()
         return change
 
 
