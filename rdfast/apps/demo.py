@@ -52,9 +52,9 @@ class Settings:
     summary_betas: tuple = SUMMARY_BETAS
     loglik_steps: int = 300  # transitions per round of the log-likelihoods (from the encoder)
     bdmc_betas: tuple = (0.5, 10.0, 500.0, 2000.0)
-    bdmc_items: int = 8
-    bdmc_chains: int = 8
-    bdmc_steps: int = 1000  # transitions per round and direction
+    bdmc_items: int = 16
+    bdmc_chains: int = 16
+    bdmc_steps: int = 2000  # transitions per round and direction
     low_rate_beta: float = 2.0  # reconstructions at a low rate
     hidden: int = 128  # units per hidden layer of every model (plenty for 8×8 digits)
     epochs: dict = None  # per model kind; None: the trainers' defaults

@@ -69,11 +69,16 @@ def bdmc_gaps(results: dict, path) -> Path:
         curve, bd = res["curve"], res["bdmc"]
         beta = np.asarray(curve["beta"])
         ax.plot(curve["distortion"], curve["rate"], marker=".", markersize=3)
-        for b, g in zip(bd["beta"], bd["gap"]):
+        d = np.asarray(curve["distortion"])
+        middle = np.sqrt(d.min() * d.max()) if d.min() > 0 else 0.5 * (d.min() + d.max())
+        for b, g, se in zip(bd["beta"], bd["gap"], bd.get("gap_se") or [None] * len(bd["gap"])):
             r = int(np.argmin(np.abs(beta - b)))
-            ax.annotate(f"β={b:.3g}\ngap {g:.3g} nats", (curve["distortion"][r], curve["rate"][r]),
-                        textcoords="offset points", xytext=(10, 10), fontsize=8,
-                        arrowprops=dict(arrowstyle="-", color="0.5"))
+            gap = f"{g:.2f}" + ("" if se is None else f" ± {se:.2f}")
+            right = d[r] > middle  # label to the upper left there, else to the right
+            ax.annotate(f"β={b:g}: gap {gap} nats", (d[r], curve["rate"][r]), textcoords="offset points",
+                        xytext=(-6, 16) if right else (14, -3), ha="right" if right else "left", va="center",
+                        fontsize=8, arrowprops=dict(arrowstyle="-", color="0.5"))
+        ax.margins(y=0.08)
         _distortion_axis(ax, curve["distortion"])
         ax.set_xlabel("distortion")
         ax.set_ylabel("rate (nats)")
