@@ -44,11 +44,11 @@ class Settings:
     with every BDMC gap within 0.5 nats: docs/demo.md has the measurements behind them)."""
 
     n_items: int = 16  # held-out digits per curve
-    n_chains: int = 16
+    n_chains: int = 32
     leapfrog_steps: int = 10
     steps: int = 1000  # transitions per round of an RD curve
     beta_max: float = 2000.0  # squared error: the last point is close to lossless
-    record: int = 60  # points per curve
+    record: int = 40  # points per curve
     summary_betas: tuple = SUMMARY_BETAS
     loglik_steps: int = 300  # transitions per round of the log-likelihoods (from the encoder)
     bdmc_betas: tuple = (0.5, 10.0, 500.0, 2000.0)

@@ -43,13 +43,26 @@ def two_rounds(problem: Problem, path, hmc: HMCConfig, run: RunConfig, distribut
     spread = isinstance(run.record, int) and not isinstance(run.record, bool)
     steps = curve_points(tuning.beta, tuning.mean_distortion, tuning.mean_rate, path2, run.record) if spread \
         else record_steps(run.record, path2.numel() - 1)
-    record = sorted(set(steps.tolist()) | set(forced))
+    record = merge_forced(steps.tolist(), forced) if spread else sorted(set(steps.tolist()) | set(forced))
     final = anneal_items(distributed, problem, path2, hmc.frozen(tuning.tuning),
                          run.part("final", seed=second_round_seed(run.seed), record=record,
                                   label=bar_label(run.label, "round 2/2")))
     final.config["tuning"] = {"seed": run.seed, "adapt": hmc.adapt, "acceptance": tuning.acceptance.mean().item(),
                               "seconds": tuning.seconds, "tuned_schedule": bool(tuned_schedule)}
     return tuning, final
+
+
+def merge_forced(steps: list, forced: list) -> list:
+    """``steps`` with each transition of ``forced`` not among them in place of the nearest (the last kept),
+    so that a forced β does not sit beside a curve point closer than the points' noise."""
+    steps = sorted(steps)
+    for f in forced:
+        if f in steps:
+            continue
+        free = [s for s in steps[:-1] if s not in forced]
+        if free:
+            steps.remove(min(free, key=lambda s: abs(s - f)))
+    return sorted(set(steps) | set(forced))
 
 
 def curve_points(beta: torch.Tensor, distortion: torch.Tensor, rate: torch.Tensor, path: torch.Tensor,
