@@ -159,7 +159,7 @@ def cmd_report(args) -> None:
 def _cell(entry) -> str:
     if "error" in entry:
         return f"{entry['error']:.1f} ± {entry['stderr']:.1f}"
-    return " / ".join(f"{g:.2f}" for g in entry["gap"])
+    return " / ".join(f"{g:.2f} ± {se:.2f}" for g, se in zip(entry["gap"], entry["stderr"]))
 
 
 def with_loglik_errors(rows: list) -> list:
@@ -183,7 +183,7 @@ def report(entries: list) -> str:
         steps = sorted({e["steps"] for e in rows})
         what = ("log Ẑ − log Z at β_max (nats, mean ± SE over 8 items)" if problem.startswith("linear")
                 else "log p̂(x) − the best estimate (nats, mean ± SE over 8 items)" if problem.startswith("loglik")
-                else "BDMC gap at β = " + " / ".join(f"{b:g}" for b in BDMC_BETAS) + " (nats, mean over 8 items)")
+                else "BDMC gap at β = " + " / ".join(f"{b:g}" for b in BDMC_BETAS) + " (nats, mean ± SE over 8 items)")
         lines += [f"#### {problem}: {what}", "", "| protocol | " + " | ".join(f"T = {t:,}" for t in steps) + " |",
                   "|---|" + "---|" * len(steps)]
         for protocol in [*PROTOCOLS, *LOGLIK_PROTOCOLS]:
