@@ -53,15 +53,17 @@ def two_rounds(problem: Problem, path, hmc: HMCConfig, run: RunConfig, distribut
 
 
 def merge_forced(steps: list, forced: list) -> list:
-    """``steps`` with each transition of ``forced`` not among them in place of the nearest (the last kept),
-    so that a forced β does not sit beside a curve point closer than the points' noise."""
+    """``steps`` and ``forced`` together, where a forced transition takes the place of the nearest
+    of ``steps`` (not the last) if that lies within half their median spacing: a forced β does not
+    sit beside a curve point closer than the points' noise."""
     steps = sorted(steps)
+    half = 0.5 * float(np.median(np.diff([0] + steps)))
     for f in forced:
-        if f in steps:
-            continue
         free = [s for s in steps[:-1] if s not in forced]
-        if free:
-            steps.remove(min(free, key=lambda s: abs(s - f)))
+        if f not in steps and free:
+            nearest = min(free, key=lambda s: abs(s - f))
+            if abs(nearest - f) < half:
+                steps.remove(nearest)
     return sorted(set(steps) | set(forced))
 
 

@@ -159,7 +159,9 @@ def test_curve_points_spread_along_the_measured_curve():
     # a jump too steep for the path's resolution: still n distinct transitions
     steep = curve_points(beta, torch.tensor([5.0, 1.0, 1.0, 1.0]), torch.zeros(4), path[:6] / 5, 5)
     assert steep.tolist() == [1, 2, 3, 4, 5]
-    assert rdfast.sampling.curve.merge_forced([5, 10, 15, 20, 100], [11, 100]) == [5, 11, 15, 20, 100]
+    merge = rdfast.sampling.curve.merge_forced
+    assert merge([10, 20, 30, 40, 50], [21, 50]) == [10, 21, 30, 40, 50]  # 20 lies within half a spacing of 21
+    assert merge([10, 20, 30, 40, 50], [25]) == [10, 20, 25, 30, 40, 50]  # halfway: a point of its own
     late = curve_points(beta, torch.tensor([1.0, 1.0, 1.0, 0.0]), torch.zeros(4), path, 50)  # all change at the end
     assert late[-1] == 100 and (late[1:] > late[:-1]).all() and late.numel() == 50
 
