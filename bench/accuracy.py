@@ -11,17 +11,19 @@ Problems (docs/accuracy.md):
   linear-rotated  the same with W replaced by W Rᵀ for a random orthogonal R (WᵀW not diagonal)
   bdmc-vae50      BDMC gaps (upper − lower, nats, mean over items) on a VAE with 50 latents
                   trained on the built-in digits, at β = 1, 100, 1,000; squared error; 8 items
-  bdmc-vae10      the same on the demo's VAE k = 10
-  loglik-vae10    log p̂(x) of 8 held-out digits under the demo's VAE k = 10 (gaussian_nll with its
+  bdmc-vae10      the same on a VAE with 10 latents (the demo's family at the trainer's default
+                  width, 256 hidden units; the demo's own models have 128)
+  loglik-vae10    log p̂(x) of 8 held-out digits under that VAE k = 10 (gaussian_nll with its
                   learnt variance) by rdfast.log_likelihood, annealing from the prior or from the
                   VAE's encoder q(z|x); the error is against the best estimate, the encoder's at the
                   largest T (itself a stochastic lower bound: the true errors are at least as large)
 Every run: 8 chains, L = 10, float64, seed 0, the cpu backend; T transitions per round.
 Protocols (keyword arguments of rdfast.rd_curve / rdfast.bdmc): the published one, the defaults
 before the tuned protocol, each new piece alone on top of the published one, all together
-(rdfast's defaults), the tuned protocol with the diagonal metric, and that with other step-size jitters (at
-T = 1,000: the sweep behind the default j = 0.5); for loglik-vae10 the two starting points, with the tuned defaults. Results
-go to a JSON file as they come (an interrupted run continues).
+(rdfast's defaults), the tuned protocol with the diagonal metric, and that with other step-size
+jitters (at T = 1,000: the sweep behind the default j = 0.5); for loglik-vae10 the two starting
+points, with the tuned defaults. Results go to a JSON file as they come (an interrupted run
+continues).
 """
 from __future__ import annotations
 
