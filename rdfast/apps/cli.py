@@ -324,6 +324,9 @@ def cmd_demo(args) -> int:
 
     settings = Settings.quick() if args.quick else Settings()
     run_demo(args.out, settings, backend=args.backend, seed=args.seed, cache=args.cache)
+    if args.quick:
+        print(f"--quick checks the code paths only: {settings.steps} transitions per curve are far too few for "
+              "accurate numbers (rates can even come out negative); run without --quick for an evaluation")
     return 0
 
 

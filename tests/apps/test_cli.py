@@ -71,7 +71,8 @@ def test_backends_command_names_gpus_driver_and_graphs(fake_gpus, monkeypatch, c
 
 @pytest.mark.slow
 def test_demo_quick_end_to_end(tmp_path):
-    rdfast("demo", "--quick", "--out", tmp_path / "out", cwd=tmp_path)
+    first = rdfast("demo", "--quick", "--out", tmp_path / "out", cwd=tmp_path)
+    assert "--quick checks the code paths only" in first.stdout
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert set(results["models"]) == {"VAE k=2", "VAE k=10", "GAN k=10", "AAE k=10"}
     for name, res in results["models"].items():
