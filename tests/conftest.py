@@ -99,3 +99,21 @@ def device_guards(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "device", guard)
     return current
+
+
+@pytest.fixture
+def tuned_run():
+    """``tuned_run(problem, steps, metric, tuned_round)`` -> (schedule, ais keyword arguments) of
+    the tuned protocol on a linear problem: round 1 (the 'prob' rule, jitter, ε found on the
+    prior), or round 2 (replaying a round 1 on the thermodynamic schedule, another seed)."""
+    import rdfast
+
+    def settings(problem, steps: int, metric: str, tuned_round: str):
+        schedule = rdfast.schedules.sigmoid(steps, 8.0)
+        args = dict(logvar=-0.5, n_chains=4, leapfrog_steps=3, record=5, seed=2, backend="cpu", metric=metric,
+                    jitter=0.5, step_size="auto")
+        if tuned_round == "round 1":
+            return schedule, dict(args, adapt="prob")
+        first = rdfast.ais(problem.decoder, problem.x, schedule, adapt="prob", **args)
+        return rdfast.schedules.thermodynamic(first.tuning, steps), dict(args, tuning=first, seed=3)
+    return settings

@@ -278,19 +278,12 @@ class Crash(Exception):
 
 @pytest.mark.parametrize("metric", ["diagonal", "dense"])
 @pytest.mark.parametrize("tuned_round", ["round 1", "round 2"])
-def test_tuned_runs_resume_bit_identical(tmp_path, tuned_round, metric, monkeypatch):
+def test_tuned_runs_resume_bit_identical(tmp_path, tuned_round, metric, monkeypatch, tuned_run):
     """With the tuned settings (a diagonal or dense metric estimated or replayed, jitter, the 'prob'
     rule) a run stopped mid-way resumes to the uninterrupted result: the metric model, the dense
     metric's basis (refreshed at knot 31 of round 1) and the tuner are saved too."""
     pr = linear_problem(3, 6, 4, logvar=-0.5, seed=4)
-    sched = rdfast.schedules.sigmoid(60, 8.0)
-    args = dict(logvar=-0.5, n_chains=4, leapfrog_steps=3, record=5, seed=2, backend="cpu", metric=metric,
-                jitter=0.5, step_size="auto")
-    if tuned_round == "round 2":
-        first = rdfast.ais(pr.decoder, pr.x, sched, adapt="prob", **args)
-        sched, args = rdfast.schedules.thermodynamic(first.tuning, 60), dict(args, tuning=first, seed=3)
-    else:
-        args["adapt"] = "prob"
+    sched, args = tuned_run(pr, 60, metric, tuned_round)
     whole = rdfast.ais(pr.decoder, pr.x, sched, **args)
     path = tmp_path / "c.ckpt"
     make, calls = annealing.make_evaluator, {"left": 1 + 3 * 37}  # dies in transition 38, after the save at 35

@@ -143,18 +143,11 @@ def test_dense_two_rounds_match_the_closed_form_on_a_rotated_problem():
 
 
 @pytest.mark.parametrize("tuned_round", ["round 1", "round 2"])
-def test_dense_runs_batch_bit_identical(tuned_round):
+def test_dense_runs_batch_bit_identical(tuned_round, tuned_run):
     """With a dense metric (basis refreshed in round 1, replayed in round 2) batches of items give
     the same bits as one pass (a row-independent decoder; resuming: tests/runtime/test_checkpoint.py)."""
     pr = linear_problem(3, 6, 4, logvar=-0.5, seed=4, rowwise=True)
-    sched = rdfast.schedules.sigmoid(64, 8.0)
-    args = dict(logvar=-0.5, n_chains=4, leapfrog_steps=3, record=5, seed=2, backend="cpu", metric="dense",
-                jitter=0.5, step_size="auto")
-    if tuned_round == "round 2":
-        first = rdfast.ais(pr.decoder, pr.x, sched, adapt="prob", **args)
-        sched, args = rdfast.schedules.thermodynamic(first.tuning, 64), dict(args, tuning=first, seed=3)
-    else:
-        args["adapt"] = "prob"
+    sched, args = tuned_run(pr, 64, "dense", tuned_round)
     whole = rdfast.ais(pr.decoder, pr.x, sched, **args)
     batched = rdfast.ais(pr.decoder, pr.x, sched, batch_size=3, **args)
     for name in ("log_z", "distortion", "z", "log_w", "acceptance"):
