@@ -273,7 +273,7 @@ class Annealer:
         if hmc.metric == "dense":  # the chains move in u = Qᵀz: identity in round 1 until tuned, round 1's Q in round 2
             basis = torch.eye(K, dtype=torch.float64, device=dev).repeat(n, 1, 1) if tuning is None \
                 else tuning.rotation.to(device=dev, dtype=torch.float64)
-            rotation = Rotation(basis, M)
+            rotation = Rotation(basis, M, x.dtype)
             evaluate = rotation.evaluator(evaluate)
         kernel = HMC(evaluate, be, metrics.IdentityMetric() if model is None else model.metric, hmc.leapfrog_steps,
                      path, keys, hmc.jitter)
@@ -324,9 +324,7 @@ class Annealer:
             if tuner is not None and seg.closes_knot is not None:
                 tuner.close(seg.closes_knot)
                 if seg.closes_knot in refresh:  # a better basis: rotate the chains (and what is tuned) into it
-                    change = rotation.change_to(estimator.basis(), state.z, state.g)
-                    model.rotate(change)
-                    tuner.rotate(change, seg.closes_knot)
+                    tuner.rotate(rotation.change_to(estimator.basis(), state.z, state.g), seg.closes_knot)
             if seg.record:
                 recorder.record(be, seg.end, self.beta_list[seg.end], state.logw, state.d, state.n_accept)
             self.progress.update(seg.length)
@@ -335,7 +333,7 @@ class Annealer:
                     k=seg.end, chains=state.to_dict(), rule=rule_state, records=recorder.to_dict(),
                     tuner=None if tuner is None else tuner.to_dict(), metric=None if model is None else model.to_dict(),
                     basis=None if estimator is None else estimator.to_dict(),
-                    rotation=None if rotation is None else rotation.basis),
+                    rotation=None if estimator is None else rotation.basis),
                     self.seconds())
                 self.ckpt.stop_if_asked()
         self.graphs_used = self.graphs_used or runner.captured

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from ..backends.spec import MetricLayout
+from .rotation import rotated_diagonal
 
 
 class IdentityMetric:
@@ -139,8 +140,6 @@ class PrecisionModel:
         """The chains moved to new coordinates (``rotation.Rotation.change_to``: R [N, K, K]): h
         becomes the diagonal of R diag(h) Rᵀ and the moving averages, kept per coordinate, start
         again."""
-        from .rotation import rotated_diagonal
-
         self.curvature.copy_(rotated_diagonal(change, self.curvature))
         for value in (*self.moments.values(), self.weight, self.beta_mean):
             value.zero_()

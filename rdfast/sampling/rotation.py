@@ -21,11 +21,14 @@ import torch
 
 class Rotation:
     """Per-item bases Q [N, K, K] (float64, orthonormal columns) shared by each item's
-    ``n_chains`` rows: ``to_z(u)``, ``to_u(z)`` for [B, K] row states, rows data-major."""
+    ``n_chains`` rows: ``to_z(u)``, ``to_u(z)`` for [B, K] row states in ``dtype``, rows
+    data-major. Q and Qᵀ in ``dtype`` are buffers rewritten in place when the basis changes, so
+    a captured CUDA graph of the row products reads the current basis."""
 
-    def __init__(self, basis: torch.Tensor, n_chains: int):
+    def __init__(self, basis: torch.Tensor, n_chains: int, dtype: torch.dtype):
         self.basis, self.n_chains = basis, n_chains  # [N, K, K]
-        self._cast = {}  # dtype -> (Qᵀ, Q) contiguous in that dtype, for the row products
+        self._q = basis.to(dtype, copy=True)  # [N, K, K] rows → Qᵀ·row
+        self._qt = basis.transpose(1, 2).to(dtype).contiguous()  # [N, K, K] rows → Q·row
 
     def _apply(self, right: torch.Tensor, rows: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """out [B, K]: row r of item n times ``right`` [N, K, K] (rows viewed [N, M, K])."""
@@ -33,29 +36,21 @@ class Rotation:
         torch.bmm(rows.view(N, self.n_chains, K), right, out=out.view(N, self.n_chains, K))
         return out
 
-    def _right(self, dtype, transposed: bool) -> torch.Tensor:
-        """Qᵀ (rows → Q·row) or Q (rows → Qᵀ·row) in ``dtype``, contiguous."""
-        if dtype not in self._cast:
-            self._cast[dtype] = (self.basis.transpose(1, 2).to(dtype).contiguous(), self.basis.to(dtype).contiguous())
-        return self._cast[dtype][0 if transposed else 1]
-
     def to_z(self, u: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """z = Q u per row [B, K]."""
-        return self._apply(self._right(u.dtype, True), u, torch.empty_like(u) if out is None else out)
+        return self._apply(self._qt, u, torch.empty_like(u) if out is None else out)
 
     def to_u(self, z: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """u = Qᵀ z per row [B, K]."""
-        return self._apply(self._right(z.dtype, False), z, torch.empty_like(z) if out is None else out)
+        return self._apply(self._q, z, torch.empty_like(z) if out is None else out)
 
     def evaluator(self, evaluate):
         """``evaluate(z, d, g)`` in z-coordinates as an evaluator in u-coordinates: d(Qu) and
-        Qᵀ ∇_z d(Qu), through buffers allocated at the first call."""
-        buffers = {}
+        Qᵀ ∇_z d(Qu), through two [B, K] buffers."""
+        N, K, _ = self.basis.shape
+        z, gz = (torch.empty(N * self.n_chains, K, dtype=self._q.dtype, device=self._q.device) for _ in range(2))
 
         def evaluate_u(u: torch.Tensor, d: torch.Tensor, g: torch.Tensor) -> None:
-            if "z" not in buffers or buffers["z"].shape != u.shape:
-                buffers["z"], buffers["g"] = torch.empty_like(u), torch.empty_like(u)
-            z, gz = buffers["z"], buffers["g"]
             self.to_z(u, z)
             evaluate(z, d, gz)
             self.to_u(gz, g)
@@ -64,8 +59,7 @@ class Rotation:
 
     def load(self, basis: torch.Tensor) -> None:
         """Take ``basis`` [N, K, K] (a checkpoint's)."""
-        self.basis.copy_(basis)
-        self._cast.clear()
+        self._set(basis)
 
     def change_to(self, basis: torch.Tensor, *rows: torch.Tensor) -> torch.Tensor:
         """Switch to ``basis`` [N, K, K], rewriting each of ``rows`` [B, K] (u-coordinates) in it in
@@ -73,9 +67,13 @@ class Rotation:
         change = torch.bmm(basis.transpose(1, 2), self.basis)  # [N, K, K]
         for t in rows:
             t.copy_(self._apply(change.transpose(1, 2).to(t.dtype), t, torch.empty_like(t)))
-        self.basis.copy_(basis)
-        self._cast.clear()
+        self._set(basis)
         return change
+
+    def _set(self, basis: torch.Tensor) -> None:
+        self.basis.copy_(basis)
+        self._q.copy_(basis)
+        self._qt.copy_(basis.transpose(1, 2))
 
 
 def rotated_diagonal(change: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -93,7 +91,6 @@ class BasisEstimator:
     def __init__(self, n_items: int, n_chains: int, latent_dim: int, device):
         self.n_chains = n_chains
         self.covariance = torch.zeros(n_items, latent_dim, latent_dim, dtype=torch.float64, device=device)
-        self.weight = torch.zeros((), dtype=torch.float64, device=device)
 
     def observe(self, grad_z: torch.Tensor) -> None:
         """Add the chains' ∇_z d [B, K] (torch ops on the device: capturable)."""
@@ -102,15 +99,13 @@ class BasisEstimator:
         centred = g - g.mean(1, keepdim=True)
         self.covariance.mul_(self.DECAY).add_(torch.bmm(centred.transpose(1, 2), centred),
                                               alpha=(1.0 - self.DECAY) / self.n_chains)
-        self.weight.mul_(self.DECAY).add_(1.0 - self.DECAY)
 
     def basis(self) -> torch.Tensor:
         """Eigenvectors of each item's C [N, K, K] (columns)."""
         return torch.linalg.eigh(self.covariance)[1]
 
     def to_dict(self) -> dict:
-        return {"covariance": self.covariance, "weight": self.weight}
+        return {"covariance": self.covariance}
 
     def load(self, saved: dict) -> None:
         self.covariance.copy_(saved["covariance"])
-        self.weight.copy_(saved["weight"])

@@ -24,6 +24,8 @@ from typing import Optional
 
 import torch
 
+from .rotation import rotated_diagonal
+
 MAX_KNOTS = 1024
 
 
@@ -220,10 +222,9 @@ class Tuner:
             self.curvature[knot] = self.metric_model.curvature
 
     def rotate(self, change: torch.Tensor, knot: int) -> None:
-        """The chains moved to new coordinates (R [N, K, K]) after knot ``knot`` closed: the
-        curvatures of knots 0..knot, as diagonals of R diag(h) Rᵀ in them."""
-        from .rotation import rotated_diagonal
-
+        """The chains moved to new coordinates (R [N, K, K]) after knot ``knot`` closed: the metric
+        model and the curvatures of knots 0..knot, as diagonals of R diag(h) Rᵀ in them."""
+        self.metric_model.rotate(change)
         self.curvature[: knot + 1] = rotated_diagonal(change, self.curvature[: knot + 1])
 
     def tuning(self) -> Tuning:

@@ -41,7 +41,7 @@ def _with_weight(pr, W):
 def test_rotation_maps_rows_and_gradients():
     N, M, K = 3, 4, 5
     Q = random_bases(N, K)
-    rot = Rotation(Q.clone(), M)
+    rot = Rotation(Q.clone(), M, torch.float64)
     u = torch.randn(N * M, K, dtype=torch.float64)
     z = rot.to_z(u)
     torch.testing.assert_close(z.view(N, M, K), torch.einsum("nij,nmj->nmi", Q, u.view(N, M, K)))
@@ -66,6 +66,26 @@ def test_rotation_maps_rows_and_gradients():
     h = torch.rand(N, K, dtype=torch.float64)
     expected = torch.diagonal(change @ torch.diag_embed(h) @ change.transpose(1, 2), dim1=1, dim2=2)
     torch.testing.assert_close(rotated_diagonal(change, h), expected)
+
+
+def test_rotation_changes_basis_in_place_for_captured_graphs():
+    """An evaluator made (and, on a GPU, captured in a CUDA graph) before a change of basis or a
+    checkpoint's load computes with the new basis: the float32 copies of Q are rewritten in place."""
+    N, M, K = 2, 3, 4
+    rot = Rotation(random_bases(N, K), M, torch.float32)
+    seen = []
+    evaluate = rot.evaluator(lambda z, d, g: (seen.append(z.clone()), g.copy_(z)))
+    addresses = (rot._q.data_ptr(), rot._qt.data_ptr())
+    u = torch.randn(N * M, K)
+    for new_basis in (lambda b: rot.change_to(b), rot.load):
+        basis = random_bases(N, K, seed=len(seen) + 5)
+        new_basis(basis)
+        g = torch.empty_like(u)
+        evaluate(u, torch.empty(N * M, dtype=torch.float64), g)
+        expected = torch.einsum("nij,nmj->nmi", basis, u.double().view(N, M, K)).reshape(N * M, K)
+        torch.testing.assert_close(seen[-1].double(), expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(g, u, rtol=1e-5, atol=1e-5)
+        assert (rot._q.data_ptr(), rot._qt.data_ptr()) == addresses
 
 
 def test_basis_estimator_finds_the_curvature_axes():
@@ -103,7 +123,7 @@ def test_hmc_in_a_rotated_basis_leaves_the_gaussian_target_invariant(backend_nam
         torch.linalg.cholesky(cov).T
     be = backends.get(backend_name, torch.device("cpu"))
     keys = rng.Keys(3, torch.arange(N), M)
-    rot = Rotation(random_bases(N, K, seed=2), M)
+    rot = Rotation(random_bases(N, K, seed=2), M, x.dtype)
     evaluate = rot.evaluator(make_evaluator(pr.decoder, x, M, resolve("gaussian_nll", pr.logvar, x), be))
     metric = DiagonalMetric(torch.tensor([[0.05, 1.0, 3.0], [2.0, 0.3, 0.7]], dtype=torch.float64), M)
     kernel = HMC(evaluate, be, metric, 5, PriorPath(StandardNormal(K)), keys)
