@@ -181,7 +181,7 @@ def simulate(decoder, prior, n_data: int, beta_star: float, distortion: str, log
 
 
 def bdmc(decoder, betas, n_data: int | None = None, schedule=None, steps=None, *, distortion="gaussian_nll",
-         logvar=None, prior=None, latent_dim=None, n_chains=16, leapfrog_steps=10, radius=10.0, seed=None,
+         logvar=None, prior=None, latent_dim=None, n_chains=16, leapfrog_steps=10, radius=schedules.SIGMOID_RADIUS, seed=None,
          generator=None, backend="auto", dtype=None, device=None, progress=False, checkpoint=None, resume=None,
          distributed=None, tuned_schedule=True, data=None, **ais_kwargs) -> BDMCResult | None:
     """Lower and upper bounds of log Z_β(x) at each β in ``betas`` on ``n_data`` simulated items.

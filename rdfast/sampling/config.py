@@ -64,6 +64,12 @@ class Problem:
         return dataclasses.replace(self, x=self.x[start:stop], q_mean=self.q_mean[start:stop],
                                    q_logvar=self.q_logvar[start:stop])
 
+    @property
+    def rotation_invariant(self) -> bool:
+        """Whether the annealing path is invariant under rotations of z (the standard normal
+        prior, no encoder): what the dense metric's change of coordinates needs."""
+        return self.encoder is None and getattr(self.prior, "is_standard_normal", False)
+
     def path(self, start: int, stop: int, n_chains: int, prior_precision: torch.Tensor):
         """The annealing path of items start..stop−1 (``rdfast.sampling.paths``)."""
         if self.encoder is None:
@@ -165,12 +171,10 @@ class HMCConfig:
         path is rotation-invariant (the standard normal prior, no encoder), else "diagonal"."""
         if self.metric != "auto":
             return self
-        invariant = problem.encoder is None and getattr(problem.prior, "is_standard_normal", False)
-        return dataclasses.replace(self, metric="dense" if invariant else "diagonal")
+        return dataclasses.replace(self, metric="dense" if problem.rotation_invariant else "diagonal")
 
     def check_against(self, path: torch.Tensor, problem: Problem) -> None:
-        if self.metric == "dense" and (problem.encoder is not None
-                                       or not getattr(problem.prior, "is_standard_normal", False)):
+        if self.metric == "dense" and not problem.rotation_invariant:
             raise ValueError("metric: 'dense' rotates the chains' coordinates, which needs a rotation-invariant "
                              "path: the standard normal prior without an encoder; use metric='diagonal'")
         if self.tuning is not None:

@@ -40,7 +40,7 @@ def two_rounds(problem: Problem, path, hmc: HMCConfig, run: RunConfig, distribut
     tuning = anneal_items(distributed, problem, path, hmc, run.part("tune", label=bar_label(run.label, "round 1/2")))
     path2 = schedules.thermodynamic(tuning.tuning, path.numel() - 1) if tuned_schedule else path
     path2, forced = schedules.through(path2, through)
-    spread = isinstance(run.record, int) and not isinstance(run.record, bool)
+    spread = isinstance(run.record, int)  # a count (RunConfig.of checked it), not explicit indices
     steps = curve_points(tuning.beta, tuning.mean_distortion, tuning.mean_rate, path2, run.record) if spread \
         else record_steps(run.record, path2.numel() - 1)
     record = merge_forced(steps.tolist(), forced) if spread else sorted(set(steps.tolist()) | set(forced))
@@ -100,7 +100,7 @@ def curve_points(beta: torch.Tensor, distortion: torch.Tensor, rate: torch.Tenso
 
 
 def rd_curve(decoder, x, beta_max: float | None = None, steps: int | None = None, *, schedule=None,
-             radius: float = 10.0, seed=None, generator=None, adapt="prob", tuned_schedule=True, through=(),
+             radius: float = schedules.SIGMOID_RADIUS, seed=None, generator=None, adapt="prob", tuned_schedule=True, through=(),
              distributed=None, **ais_kwargs) -> AISResult | None:
     """Rate-distortion curve by the two-round protocol, up to ``beta_max`` in ``steps`` transitions
     per round.

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..runtime.atomic import write_atomic
+from ..runtime.validation import check_int
 from .tuning import Tuning
 
 _PER_RECORD = ("log_z", "distortion", "rate", "ess", "accept_rate")  # [R, N]
@@ -89,7 +90,8 @@ class AISResult:
 
     def summary(self, max_rows: Optional[int] = None) -> str:
         """A table of the recorded β's: distortion, rate and log Ẑ as mean ± standard error over items
-        (``max_rows``: at most that many records, evenly chosen, the first and the last included)."""
+        (``max_rows`` ≥ 2: at most that many records, evenly chosen, the first and the last included)."""
+        max_rows = None if max_rows is None else check_int("max_rows", max_rows, minimum=2)
         lines = [f"AIS: {self.n_items} items x {self.n_chains} chains, {int(self.steps[-1])} transitions, "
                  f"acceptance {self.acceptance.mean().item():.3f}, divergences {int(self.divergences.sum())} "
                  "(mean ± standard error over items)",

@@ -13,6 +13,9 @@ import torch
 from ..runtime.validation import check_int, check_positive_float, is_real
 
 
+SIGMOID_RADIUS = 10.0  # the published code's default radius (sigmoid_rad = 10)
+
+
 def _check_steps_and_max(n_steps, beta_max) -> tuple[int, float]:
     return check_int("n_steps", n_steps), check_positive_float("beta_max", beta_max)
 
@@ -36,7 +39,7 @@ def geometric(n_steps: int, beta_min: float, beta_max: float = 1.0) -> torch.Ten
     return torch.cat([torch.zeros(1, dtype=torch.float64), tail])
 
 
-def sigmoid(n_steps: int, beta_max: float = 1.0, radius: float = 10.0) -> torch.Tensor:
+def sigmoid(n_steps: int, beta_max: float = 1.0, radius: float = SIGMOID_RADIUS) -> torch.Tensor:
     """Wu et al.'s sigmoid schedule: s_k = σ(−r + 2r·k/T), β_k = β_max (s_k − s_0)/(s_T − s_0).
 
     The radius r sets how finely the low-β end is resolved; r = 10 is the published code's
