@@ -6,18 +6,6 @@
 // ∂d/∂x̂ (and ∂d/∂v) and the T part of every element's d-term into a row buffer; pass 2 sums
 // those in double, as the reference sums (rdfast_rowmath.h has the element maths).
 
-// The T part of an element's d-term and ∂d/∂x̂ into *grad; prec = e^{−v} (gaussian_nll only).
-template <class T, Kind kKind>
-inline T element_value(T x, T xhat, T prec, T* grad) {
-  if constexpr (kKind == Kind::GAUSSIAN_NLL) {
-    return gaussian_value(x, xhat, prec, grad);
-  } else if constexpr (kKind == Kind::BERNOULLI_NLL) {
-    return bernoulli_value(x, xhat, grad);
-  } else {
-    return squared_value(x, xhat, grad);
-  }
-}
-
 // The d-term sum of a row from its values [P]: Σ_j value_j, plus Σ_j v_j for gaussian_nll
 // (v: [P] for per-pixel and per-row log-variance, [1] for a scalar one), in double.
 template <class T, Kind kKind, LogvarLayout kLogvar>
@@ -67,7 +55,7 @@ void distortion_rows(const DistortionArgs& a) {
   const int64_t M = a.n_chains, P = a.size, B = a.n_items * M;
   constexpr bool kPerRow = kLogvar == LogvarLayout::PER_ROW;
   constexpr bool kPerPixel = kLogvar == LogvarLayout::PER_PIXEL;
-  const std::vector<T> prec = kPerRow ? std::vector<T>{} : fixed_precision<T, kLogvar>(logvar, P);
+  const std::vector<T> prec = fixed_precision<T, kLogvar>(logvar, P);  // unused for per-row
 
 #pragma omp parallel if (B * P >= parallel_threshold<kKind, kLogvar>())
   {
@@ -84,7 +72,7 @@ void distortion_rows(const DistortionArgs& a) {
         for (int64_t j = 0; j < P; ++j) {
           const T sq = gaussian_value(xr[j], hr[j], exp_of(-vr[j]), &gr[j]);
           values[j] = sq;
-          gvr[j] = T(0.5) * (T(1) - sq);
+          gvr[j] = gaussian_grad_logvar(sq);
         }
       } else {
 #pragma omp simd

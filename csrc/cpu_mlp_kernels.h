@@ -96,8 +96,8 @@ void output_rows(const MlpOutputArgs& a) {
   const int64_t M = a.n_chains, P = a.size, B = a.n_items * M;
   constexpr bool kPerPixel = kLogvar == LogvarLayout::PER_PIXEL;
   const std::vector<T> prec = fixed_precision<T, kLogvar>(v, P);
-  constexpr bool kCostly = transcendental(kAct) || kKind == Kind::BERNOULLI_NLL;
-#pragma omp parallel if (B * P >= (kCostly ? kParallelMinTranscendental : kParallelMinElements))
+#pragma omp parallel if (B * P >= (transcendental(kAct) ? kParallelMinTranscendental \
+                                                        : parallel_threshold<kKind, kLogvar>()))
   {
     std::vector<T> values(P);  // one row's d-term parts
 #pragma omp for schedule(static)

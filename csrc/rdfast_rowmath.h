@@ -55,11 +55,17 @@ RDFAST_HD T gaussian_value(T x, T xhat, T prec, T* grad_xhat) {
   return diff * diff * prec;
 }
 
-// gaussian_nll: term = (x − x̂)² e^{−v} + v;  ∂d/∂x̂ as above;  ∂d/∂v = ½ (1 − (x − x̂)² e^{−v}).
+// gaussian_nll: ∂d/∂v = ½ (1 − sq) from sq = (x − x̂)² e^{−v}.
+template <class T>
+RDFAST_HD T gaussian_grad_logvar(T sq) {
+  return T(0.5) * (T(1) - sq);
+}
+
+// gaussian_nll: term = (x − x̂)² e^{−v} + v;  ∂d/∂x̂ and ∂d/∂v as above.
 template <class T>
 RDFAST_HD double gaussian_term(T x, T xhat, T v, T* grad_xhat, T* grad_v) {
   const T sq = gaussian_value(x, xhat, exp_of(-v), grad_xhat);
-  *grad_v = T(0.5) * (T(1) - sq);
+  *grad_v = gaussian_grad_logvar(sq);
   return static_cast<double>(sq) + static_cast<double>(v);
 }
 
@@ -76,11 +82,6 @@ RDFAST_HD T bernoulli_value(T x, T logit, T* grad_xhat) {
   return softplus - x * logit;
 }
 
-template <class T>
-RDFAST_HD double bernoulli_term(T x, T logit, T* grad_xhat) {
-  return static_cast<double>(bernoulli_value(x, logit, grad_xhat));
-}
-
 // squared_error: value = (x − x̂)²;  ∂d/∂x̂ = 2 (x̂ − x).
 template <class T>
 RDFAST_HD T squared_value(T x, T xhat, T* grad_xhat) {
@@ -89,9 +90,17 @@ RDFAST_HD T squared_value(T x, T xhat, T* grad_xhat) {
   return diff * diff;
 }
 
-template <class T>
-RDFAST_HD double squared_term(T x, T xhat, T* grad_xhat) {
-  return static_cast<double>(squared_value(x, xhat, grad_xhat));
+// The T part of an element's d-term (all of it but gaussian_nll's v) and ∂d/∂x̂ into *grad;
+// prec = e^{−v} (gaussian_nll only).
+template <class T, Kind kKind>
+RDFAST_HD T element_value(T x, T xhat, T prec, T* grad) {
+  if constexpr (kKind == Kind::GAUSSIAN_NLL) {
+    return gaussian_value(x, xhat, prec, grad);
+  } else if constexpr (kKind == Kind::BERNOULLI_NLL) {
+    return bernoulli_value(x, xhat, grad);
+  } else {
+    return squared_value(x, xhat, grad);
+  }
 }
 
 // Element j of a row: writes ∂d/∂x̂ (and ∂d/∂v for per-row logvar), returns its d-term.
@@ -108,10 +117,8 @@ RDFAST_HD double distortion_element(const T* x, const T* xhat, const T* logvar, 
     const double term = gaussian_term(x[j], xhat[j], v, &grad[j], &gv);
     if constexpr (kLogvar == LogvarLayout::PER_ROW) grad_v[j] = gv;
     return term;
-  } else if constexpr (kKind == Kind::BERNOULLI_NLL) {
-    return bernoulli_term(x[j], xhat[j], &grad[j]);
   } else {
-    return squared_term(x[j], xhat[j], &grad[j]);
+    return static_cast<double>(element_value<T, kKind>(x[j], xhat[j], T(1), &grad[j]));
   }
 }
 

@@ -30,17 +30,6 @@ def _grad_potential(z, g_ptr, prior_grad_ptr, at, mask, beta, HAS_PRIOR_GRAD: tl
 
 
 @triton.jit
-def hamiltonian(prior_energy_ptr, rows, row_ok, z_sq, beta, d, kinetic, HAS_PRIOR_ENERGY: tl.constexpr):
-    """H = E(z) + β d + ½ Σ_j p_j (M⁻¹p)_j [R] in float64 from the rows' Σ_j z_j² (``z_sq``) and
-    kinetic terms (``kinetic``): E = ½‖z‖², or with HAS_PRIOR_ENERGY the given prior energy."""
-    if HAS_PRIOR_ENERGY:
-        prior_energy = tl.load(prior_energy_ptr + rows, mask=row_ok, other=0.0)
-    else:
-        prior_energy = 0.5 * z_sq
-    return prior_energy + beta * d + 0.5 * kinetic
-
-
-@triton.jit
 def leapfrog_begin_kernel(
     z0_ptr, g0_ptr, d0_ptr, p_ptr, z_ptr, logw_ptr, h0_ptr, eps_ptr, inv_mass_ptr, prior_energy_ptr, prior_grad_ptr,
     beta_at_ptr, dbeta_at_ptr, n_rows, n_cols, metric_chains, beta: tl.float64, dbeta: tl.float64,
@@ -68,7 +57,7 @@ def leapfrog_begin_kernel(
         tl.store(p_ptr + at, p, mask=mask)
         tl.store(z_ptr + at, z0 + eps * metric.velocity(p, m), mask=mask)
     d0 = tl.load(d0_ptr + rows, mask=row_ok, other=0.0)
-    h0 = hamiltonian(prior_energy_ptr, rows, row_ok, z_sq, beta64, d0, kinetic, HAS_PRIOR_ENERGY)
+    h0 = metric.hamiltonian(prior_energy_ptr, rows, row_ok, z_sq, beta64, d0, kinetic, HAS_PRIOR_ENERGY)
     tl.store(h0_ptr + rows, h0, mask=row_ok)
     logw = tl.load(logw_ptr + rows, mask=row_ok, other=0.0)
     tl.store(logw_ptr + rows, logw - scalar_f64(dbeta, dbeta_at_ptr, DBETA_AT) * d0, mask=row_ok)

@@ -14,7 +14,6 @@ import triton.language as tl
 from rdfast.backends import spec
 
 from . import metric
-from .leapfrog import hamiltonian
 from .numerics import is_finite, scalar_f64
 from .tiles import column_tile, row_block
 
@@ -40,7 +39,7 @@ def metropolis_kernel(
         m = metric.tile(inv_mass_ptr, rows, cols, n_cols, metric_chains, mask, METRIC)
         kinetic += tl.sum(metric.kinetic_terms(p, m), axis=1)
     d = tl.load(d_ptr + rows, mask=row_ok, other=0.0)
-    h1 = hamiltonian(prior_energy_ptr, rows, row_ok, z_sq, scalar_f64(beta, beta_at_ptr, BETA_AT), d, kinetic,
+    h1 = metric.hamiltonian(prior_energy_ptr, rows, row_ok, z_sq, scalar_f64(beta, beta_at_ptr, BETA_AT), d, kinetic,
                      HAS_PRIOR_ENERGY)  # [R]
     finite = is_finite(h1)
     h0 = tl.load(h0_ptr + rows, mask=row_ok, other=0.0)

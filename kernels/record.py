@@ -24,15 +24,15 @@ def record_kernel(
 
     top = tl.full([BLOCK_ITEMS], -INF, dtype=tl.float64)
     for start in range(0, n_chains, BLOCK_CHAINS):
-        chains, mask, _ = column_tile(item_ok, item_start, start, n_chains, BLOCK_CHAINS)  # [C], [I, C]
-        logw = tl.load(logw_ptr + item_start + chains[None, :], mask=mask, other=-INF)
+        _, mask, at = column_tile(item_ok, item_start, start, n_chains, BLOCK_CHAINS)  # [I, C]
+        logw = tl.load(logw_ptr + at, mask=mask, other=-INF)
         top = tl.maximum(top, tl.max(logw, axis=1))
     shift = tl.where(is_infinite(top), 0.0, top)
 
     total = tl.zeros([BLOCK_ITEMS], dtype=tl.float64)
     for start in range(0, n_chains, BLOCK_CHAINS):
-        chains, mask, _ = column_tile(item_ok, item_start, start, n_chains, BLOCK_CHAINS)
-        logw = tl.load(logw_ptr + item_start + chains[None, :], mask=mask, other=-INF)
+        _, mask, at = column_tile(item_ok, item_start, start, n_chains, BLOCK_CHAINS)
+        logw = tl.load(logw_ptr + at, mask=mask, other=-INF)
         total += tl.sum(tl.where(mask, tl.exp(logw - shift[:, None]), 0.0), axis=1)
     lse = tl.log(total) + shift  # [I]
 
