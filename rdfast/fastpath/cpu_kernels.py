@@ -20,7 +20,7 @@ import enum
 import torch
 
 from ..backends import native, reference
-from ..backends.spec import KINDS, TORCH_DTYPES, Kind, LogvarLayout
+from ..backends.spec import TORCH_DTYPES, Kind, LogvarLayout
 
 
 class Activation(enum.IntEnum):
@@ -35,7 +35,6 @@ class Activation(enum.IntEnum):
 
 
 OUTPUT_ACTIVATIONS = (Activation.IDENTITY, Activation.TANH, Activation.SIGMOID)
-OUTPUT_KINDS = tuple(KINDS)
 
 
 def available() -> bool:

@@ -20,7 +20,7 @@ else h + α (= α e^a); identity 1. Softplus (β, threshold) keeps its pre-activ
 same one autograd runs, so the results agree with the generic path's to rounding.
 
 With the ``cpu`` backend and the compiled kernels (rdfast.fastpath.cpu_kernels), each layer's bias
-and activation are one fused pass after a bias-free matmul (ELU and softplus aside), and a single
+and activation are one fused pass after a bias-free matmul (softplus aside), and a single
 head with an identity, tanh or sigmoid activation, its output map, any built-in distortion with a
 fixed log-variance and δ are one pass (float32 there uses vectorised exp/expm1/log1p/tanh, a few
 ulp from torch's). Otherwise every step is a torch op.
@@ -215,8 +215,8 @@ class MLPEvaluator:
         # per layer: its bias for the compiled kernels (zeros when it has none), or None
         self.fused_bias = [(torch.zeros(l.weight.shape[0], **like) if l.bias is None else l.bias)
                            if compiled and l.act.code is not None else None for l in self.layers]
+        # one head (so a fixed log-variance: ``make_evaluator`` pairs the heads with the distortion)
         self.fused_output = (net.logvar is None and self.fused_bias[-1] is not None
-                             and dist.kind in cpu_kernels.OUTPUT_KINDS and not dist.logvar_from_decoder
                              and net.mean.act.code in cpu_kernels.OUTPUT_ACTIVATIONS)
         self.weights_t = [l.weight.t() for l in self.layers]  # [in, out] views
         self.grad_t = torch.empty(net.latent_dim, rows, **like)  # [K, B] ∇_z dᵀ
