@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 import rdfast
+from configs import DTYPE
 from published import PublishedAIS
 
 PROVIDERS = ("rdfast-cpu", "rdfast-torch", "published", "floor-autograd", "floor-mm")
@@ -54,7 +55,7 @@ def _published(cfg, device):
 
 def _floor_autograd(cfg, device):
     decoder = cfg.decoder(device)
-    z = torch.randn(cfg.rows, cfg.latent_dim, dtype=cfg.data().dtype, device=device)  # [B, K]
+    z = torch.randn(cfg.rows, cfg.latent_dim, dtype=DTYPE, device=device)  # [B, K]
     grad_out = torch.randn_like(decoder(z))  # [B, *event]
 
     def run():

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import ctypes
 import math
-import numbers
 import warnings
 
 import numpy as np
@@ -34,6 +33,7 @@ import torch
 
 from .backends import spec
 from .backends.spec import KINDS
+from .runtime.validation import is_real
 
 __all__ = ["distortion", "leapfrog_begin", "leapfrog_step", "leapfrog_end", "metropolis", "record", "KINDS"]
 
@@ -148,7 +148,7 @@ def _tensor(op, name, a, out):
 def _scalar(op, name, value):
     """A finite number as a float, or a 0-d float64 array as a zero-copy tensor, read at launch
     (its value is checked on the host only: on a GPU a check would wait for the device)."""
-    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+    if is_real(value):
         if not math.isfinite(value):
             raise ValueError(f"{op}: {name} must be finite, got {value!r}")
         return float(value)

@@ -168,7 +168,7 @@ def cmd_run(args) -> int:
     from ..sampling.bdmc import bdmc
     from ..sampling.curve import rd_curve
     from ..sampling.loglik import LIKELIHOODS
-    from .demo import _bdmc_json, _curve_json, curve_log_likelihood, summary
+    from .demo import _bdmc_json, _curve_json, curve_log_likelihood, summary, write_results
 
     out = _output_folder(args.out, ["result.npz", "results.json"] + (["bdmc.npz"] if args.bdmc else []))
     decoder, x, logvar = _decoder_and_items(args)
@@ -256,23 +256,6 @@ def _settings(args, x) -> dict:
     return settings
 
 
-def write_results(results: dict, out: Path) -> list[str]:
-    """results.json (atomically) and its figures (``figures_of``); the names of the files."""
-    write_atomic(out / "results.json", lambda f: f.write(json.dumps(results, indent=1).encode()))
-    return ["results.json", *figures_of(results, out)]
-
-
-def figures_of(results: dict, out: Path) -> list[str]:
-    """rd_curves.png and, if a model has BDMC bounds, bdmc.png in ``out``; their names."""
-    from . import figures
-
-    figures.rd_curves(results, out / "rd_curves.png")
-    if not any(model.get("bdmc") for model in results["models"].values()):
-        return ["rd_curves.png"]
-    figures.bdmc_gaps(results, out / "bdmc.png")
-    return ["rd_curves.png", "bdmc.png"]
-
-
 def _output_folder(out: str, names) -> Path:
     """``--out`` checked before any work: a folder (created if missing) that takes files, and that
     holds none of the result files ``names`` of an earlier run (never overwritten)."""
@@ -349,7 +332,9 @@ def cmd_plot(args) -> int:
     if out.exists() and not out.is_dir():
         raise SystemExit(f"rdfast: --out: {out} is a file; expected a folder for the figures")
     out.mkdir(parents=True, exist_ok=True)
-    print(f"wrote {' and '.join(str(out / name) for name in figures_of(results, out))}")
+    from .figures import of_results
+
+    print(f"wrote {' and '.join(str(out / name) for name in of_results(results, out))}")
     return 0
 
 
@@ -422,8 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--beta-max", type=_positive_float, default=1000.0)
     run.add_argument("--steps", type=_positive_int, default=10000, help="AIS transitions per round")
     run.add_argument("--schedule", choices=["sigmoid", "linear"], default="sigmoid")
-    run.add_argument("--radius", type=_positive_float, default=10.0,
-                     help="radius of round 1's sigmoid schedule (default 10, the published code's)")
+    run.add_argument("--radius", type=_positive_float, default=schedules.SIGMOID_RADIUS,
+                     help=f"radius of round 1's sigmoid schedule (default {schedules.SIGMOID_RADIUS:g}, the published code's)")
     run.add_argument("--record", type=_positive_int, default=200, help="points on the curve")
     run.add_argument("--single-round", action="store_true", help="adapt step sizes in the only round")
     run.add_argument("--bdmc", type=_betas, default=None, help="comma-separated betas for BDMC gaps")

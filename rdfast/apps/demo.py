@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from . import figures
 from .. import __version__
+from ..runtime.atomic import write_atomic
 from ..runtime.progress import Progress, bar_label
 from ..sampling import schedules
 from ..sampling.annealing import ais
@@ -120,7 +121,8 @@ def training_options(settings: Settings, kind: str) -> dict:
 def _run_settings(settings: Settings, backend: str, seed: int) -> dict:
     """What results.json records of how it was made."""
     return {**dataclasses.asdict(settings), "seed": seed, "backend": backend, "hmc": dict(TUNED_HMC),
-            "schedule": "round 1: sigmoid (radius 10) to beta_max; round 2: tuned (equal thermodynamic length)",
+            "schedule": f"round 1: sigmoid (radius {schedules.SIGMOID_RADIUS:g}) to beta_max; round 2: tuned (equal "
+                        "thermodynamic length)",
             "distortion": "squared_error (curves, BDMC); gaussian_nll with the learned variance (log p(x))",
             "rdfast": __version__, "torch": torch.__version__, "threads": torch.get_num_threads(),
             "python": platform.python_version()}
@@ -182,19 +184,19 @@ def run_demo(out, settings: Settings, backend: str = "auto", seed: int = 0, cach
             results["models"][name] = entry
             overall.update()
     results["wall_seconds"] = time.monotonic() - start
-    write_outputs(results, out)
+    written = write_results(results, out)
     figures.reconstructions(x.numpy()[:8], {k: v[:8] for k, v in recon.items()}, data.image_shape,
                             out / "reconstructions.png")
     log(summary(results))
-    log(f"wrote {out / 'results.json'}, {out / 'rd_curves.png'}, {out / 'bdmc.png'}, {out / 'reconstructions.png'}")
+    log(f"wrote {', '.join(str(out / name) for name in [*written, 'reconstructions.png'])}")
     return results
 
 
-def write_outputs(results: dict, out: Path) -> None:
-    """results.json and the curve and BDMC figures (``rdfast plot`` calls this again)."""
-    (out / "results.json").write_text(json.dumps(results, indent=1))
-    figures.rd_curves(results, out / "rd_curves.png")
-    figures.bdmc_gaps(results, out / "bdmc.png")
+def write_results(results: dict, out: Path) -> list[str]:
+    """results.json (atomically) and its figures (``figures.of_results``; ``rdfast plot`` redraws
+    them from the JSON); the names of the files."""
+    write_atomic(out / "results.json", lambda f: f.write(json.dumps(results, indent=1).encode()))
+    return ["results.json", *figures.of_results(results, out)]
 
 
 def _pm(mean, se, digits=2) -> str:

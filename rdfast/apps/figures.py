@@ -1,5 +1,6 @@
 """Figures of a results.json (written by ``rdfast demo`` / ``rdfast run``): RD curves, BDMC gaps,
-reconstruction grids. Every function writes one PNG and returns its path."""
+reconstruction grids. Every function writes one PNG and returns its path (``of_results``: all of a
+results.json's, their names)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -90,6 +91,15 @@ def bdmc_gaps(results: dict, path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return Path(path)
+
+
+def of_results(results: dict, out: Path) -> list[str]:
+    """rd_curves.png and, if a model has BDMC bounds, bdmc.png in ``out``; their names."""
+    rd_curves(results, out / "rd_curves.png")
+    if not any(model.get("bdmc") for model in results["models"].values()):
+        return ["rd_curves.png"]
+    bdmc_gaps(results, out / "bdmc.png")
+    return ["rd_curves.png", "bdmc.png"]
 
 
 def reconstructions(originals: np.ndarray, columns: dict, image_shape, path) -> Path:

@@ -42,14 +42,17 @@ def remove_orphans(path) -> list[str]:
     return orphans
 
 
+def as_path(name: str, path) -> str:
+    """``path`` (a str or an os.PathLike) as a str; TypeError naming ``name`` otherwise."""
+    if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str) or not os.fspath(path):
+        raise TypeError(f"{name}: expected a file path (a nonempty str or os.PathLike), got {path!r}")
+    return os.fspath(path)
+
+
 def check_writable(name: str, path) -> str:
     """``path`` as a str after checking, before any work, that a file can be written there: a path,
     not a folder, in a folder that exists and takes new files. ValueError/TypeError naming ``name``."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name}: expected a file path (str or os.PathLike), got {type(path).__name__}")
-    path = os.fspath(path)
-    if isinstance(path, bytes) or not path:
-        raise TypeError(f"{name}: expected a nonempty str path, got {path!r}")
+    path = as_path(name, path)
     if os.path.isdir(path):
         raise ValueError(f"{name}: {path} is a folder; expected the path of a file (e.g. {os.path.join(path, 'run.ckpt')})")
     folder = os.path.dirname(os.path.abspath(path))

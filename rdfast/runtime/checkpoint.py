@@ -21,7 +21,7 @@ import time
 import torch
 
 from . import identity
-from .atomic import check_writable, remove_orphans, write_atomic
+from .atomic import as_path, check_writable, remove_orphans, write_atomic
 from .lock import FileLock
 from .signals import StopSignals
 from .validation import is_int, is_real
@@ -48,11 +48,7 @@ def parse_every(every):
 
 def check_path(name: str, path):
     """``path`` (None, a str or an os.PathLike) as a str or None; TypeError naming ``name`` otherwise."""
-    if path is None:
-        return None
-    if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str) or not os.fspath(path):
-        raise TypeError(f"{name}: expected a file path (a nonempty str or os.PathLike), got {path!r}")
-    return os.fspath(path)
+    return None if path is None else as_path(name, path)
 
 
 def exists_any(path: str) -> bool:
