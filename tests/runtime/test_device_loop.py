@@ -124,6 +124,26 @@ def test_graph_replay_equals_the_eager_loop(backend, decoder_kind):
     assert torch.equal(graphed.tuning.log_eps, eager.tuning.log_eps)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
+def test_graph_replay_equals_the_eager_loop_with_a_dense_metric(backend):
+    """Round 1 of the tuned protocol with a dense metric (the basis refreshed between replays,
+    rewriting buffers the captured graphs read) makes the eager loop's transitions."""
+    problem = linear_problem(4, 20, n_items=3, logvar=-0.5, seed=4)
+    decoder, x = problem.decoder.cuda(), problem.x.cuda()
+    schedule = rdfast.schedules.sigmoid(64, 8.0)
+    runs = {graphs: rdfast.ais(decoder, x, schedule, logvar=-0.5, n_chains=8, leapfrog_steps=3, record=5, seed=2,
+                               backend=backend, metric="dense", jitter=0.5, step_size="auto", adapt="prob",
+                               cuda_graphs=graphs)
+            for graphs in (False, True)}
+    eager, graphed = runs[False], runs[True]
+    assert graphed.config["cuda_graphs"] is True
+    for field in ("log_z", "distortion", "z", "log_w", "acceptance"):
+        assert torch.equal(getattr(graphed, field), getattr(eager, field)), field
+    assert torch.equal(graphed.tuning.rotation, eager.tuning.rotation)
+
+
 def test_when_graphs_are_tried(monkeypatch):
     """cuda_graphs=None tries graphs only on CUDA, on torch >= 2.12 (a failed capture is safe there),
     and not again for a decoder whose capture failed; True and False are obeyed as given."""
