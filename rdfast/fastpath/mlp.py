@@ -10,8 +10,9 @@ identity), and one or two output heads of the same form with an affine output ma
 
 With δ = ∂d/∂a per row (d summed over rows has these as its gradients): a head's
 δ = ∂d/∂x̂ · s ⊙ φ'(a); the trunk's last δ_n = (Σ_heads δ W) ⊙ φ_n'(a_n);
-δ_{l−1} = (δ_l W_l) ⊙ φ_{l−1}'(a_{l−1}); ∇_z d = δ_1 W_1 (or Σ_heads δ W without a trunk), the
-last product as (W_1ᵀ δ_1ᵀ)ᵀ: for a narrow latent that orientation is several times faster.
+δ_{l−1} = (δ_l W_l) ⊙ φ_{l−1}'(a_{l−1}); ∇_z d = δ_1 W_1 (or Σ_heads δ W without a trunk), written
+straight into the caller's buffer (as (W_1ᵀ δ_1ᵀ)ᵀ plus a transposed copy it measured no faster on
+any shape of bench/configs.py, and 2–3× slower for K ≤ 10).
 
 Derivatives come from the stored outputs h = φ(a): tanh 1 − h²; sigmoid h(1 − h);
 ReLU [h > 0]; leaky ReLU with slope s ≥ 0: 1 if h > 0 else s; ELU with α ≥ 0: 1 if h > 0
@@ -219,7 +220,6 @@ class MLPEvaluator:
         self.fused_output = (net.logvar is None and self.fused_bias[-1] is not None
                              and net.mean.act.code in cpu_kernels.OUTPUT_ACTIVATIONS)
         self.weights_t = [l.weight.t() for l in self.layers]  # [in, out] views
-        self.grad_t = torch.empty(net.latent_dim, rows, **like)  # [K, B] ∇_z dᵀ
         self.bias_act = [None if b is None else cpu_kernels.bias_act(l.act.code, l.act.param, out, b)
                          for l, out, b in zip(self.layers, self.out, self.fused_bias)]
         self.output_launches = {}  # d.data_ptr() -> launch of the fused output kernel writing that d
@@ -289,8 +289,4 @@ class MLPEvaluator:
             self._pull(sources, self.delta[l])
             self.layers[l].act.backward_(self.delta[l], self.pre[l], self.out[l])
             sources = [l]
-        first, *rest = sources  # ∇_z dᵀ = Σ W_1ᵀ δ_1ᵀ: faster for narrow K
-        torch.mm(self.weights_t[first], self.delta[first].t(), out=self.grad_t)
-        for l in rest:
-            self.grad_t.addmm_(self.weights_t[l], self.delta[l].t())
-        g.copy_(self.grad_t.t())
+        self._pull(sources, g)  # ∇_z d = Σ δ W
