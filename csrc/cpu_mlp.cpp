@@ -21,6 +21,8 @@ namespace rdfast::cpu {
 
 void mlp_bias_act(int dtype, const BiasActArgs& a) { RDFAST_ISA_CALL(bias_act, dtype, a) }
 
+void mlp_act_backward(int dtype, const ActBackwardArgs& a) { RDFAST_ISA_CALL(act_backward, dtype, a) }
+
 void mlp_output(int dtype, const MlpOutputArgs& a) { RDFAST_ISA_CALL(output, dtype, a) }
 
 }  // namespace rdfast::cpu

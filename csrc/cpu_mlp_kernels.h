@@ -68,6 +68,34 @@ inline T derivative(T h) {
   return T(1);
 }
 
+// δ ⊙ φ'(a) from h = φ(a), as torch's tanh/sigmoid/threshold/leaky_relu/elu backward with the
+// result: tanh δ(1 − h²); sigmoid δ(1 − h)h; ReLU 0 where h ≤ 0; leaky ReLU δ·s unless h > 0;
+// ELU (α ≥ 0) δ(h + α) where h ≤ 0. (Where h is NaN, d is NaN and the proposal is rejected.)
+template <class T, MlpActivation kAct>
+inline T times_slope(T delta, T h, T param) {
+  if constexpr (kAct == MlpActivation::TANH) return delta * (T(1) - h * h);
+  if constexpr (kAct == MlpActivation::SIGMOID) return delta * (T(1) - h) * h;
+  if constexpr (kAct == MlpActivation::RELU) return h <= T(0) ? T(0) : delta;
+  if constexpr (kAct == MlpActivation::LEAKY_RELU) return h > T(0) ? delta : delta * param;
+  if constexpr (kAct == MlpActivation::ELU) return h <= T(0) ? delta * (h + param) : delta;
+  return delta;
+}
+
+template <class T, MlpActivation kAct>
+void act_backward_rows(const ActBackwardArgs& a) {
+  T* delta = static_cast<T*>(a.delta);
+  const T* h = static_cast<const T*>(a.h);
+  const T param = static_cast<T>(a.param);
+  const int64_t R = a.rows, W = a.width;
+#pragma omp parallel for schedule(static) if (R * W >= kParallelMinElements)
+  for (int64_t r = 0; r < R; ++r) {
+    T* dr = delta + r * W;
+    const T* hr = h + r * W;
+#pragma omp simd
+    for (int64_t j = 0; j < W; ++j) dr[j] = times_slope<T, kAct>(dr[j], hr[j], param);
+  }
+}
+
 template <class T, MlpActivation kAct>
 void bias_act_rows(const BiasActArgs& a) {
   T* h = static_cast<T*>(a.a);
@@ -137,6 +165,23 @@ void bias_act_typed(const BiasActArgs& a) {
     case MlpActivation::ELU: return bias_act_rows<T, MlpActivation::ELU>(a);
     default: throw std::invalid_argument("mlp_bias_act: unknown activation code " + std::to_string(a.act));
   }
+}
+
+template <class T>
+void act_backward_typed(const ActBackwardArgs& a) {
+  switch (static_cast<MlpActivation>(a.act)) {
+    case MlpActivation::IDENTITY: return;
+    case MlpActivation::TANH: return act_backward_rows<T, MlpActivation::TANH>(a);
+    case MlpActivation::SIGMOID: return act_backward_rows<T, MlpActivation::SIGMOID>(a);
+    case MlpActivation::RELU: return act_backward_rows<T, MlpActivation::RELU>(a);
+    case MlpActivation::LEAKY_RELU: return act_backward_rows<T, MlpActivation::LEAKY_RELU>(a);
+    case MlpActivation::ELU: return act_backward_rows<T, MlpActivation::ELU>(a);
+    default: throw std::invalid_argument("mlp_act_backward: unknown activation code " + std::to_string(a.act));
+  }
+}
+
+inline void act_backward(int dtype, const ActBackwardArgs& a) {
+  dispatch_dtype(dtype, [&](auto tag) { act_backward_typed<std::remove_pointer_t<decltype(tag)>>(a); });
 }
 
 inline void bias_act(int dtype, const BiasActArgs& a) {

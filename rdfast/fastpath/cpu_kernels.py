@@ -6,6 +6,8 @@ launch on fixed contiguous CPU tensors (the evaluator's own buffers, made once),
 their callers (``rdfast.fastpath.mlp`` builds every argument itself):
 
     bias_act(act, param, a, bias)           a ← φ(a + b) in place        a [R, W], bias [W]
+    act_backward(act, param, delta, h)      δ ← δ ⊙ φ'(a) in place,      delta, h [R, W]
+                                            from h = φ(a)
     mlp_output(kind, act, a, bias, x,       h = φ(a + b), x̂ = s·h + c; d [B] and
                logvar, d, n_chains, s, c)   δ = ∂d/∂x̂ · s · φ'(h) into a
                                             a [B, P], x [N, P], logvar [1] | [P] | None
@@ -47,6 +49,12 @@ def bias_act(act: Activation, param: float, a: torch.Tensor, bias: torch.Tensor)
     return _launch(native._C.cpu.mlp_bias_act, int(TORCH_DTYPES[a.dtype]), args, (a, bias))
 
 
+def act_backward(act: Activation, param: float, delta: torch.Tensor, h: torch.Tensor):
+    args = native.struct("ActBackwardArgs", act=int(act), param=param, delta=delta.data_ptr(), h=h.data_ptr(),
+                         rows=delta.shape[0], width=delta.shape[1])
+    return _launch(native._C.cpu.mlp_act_backward, int(TORCH_DTYPES[delta.dtype]), args, (delta, h))
+
+
 def mlp_output(kind: str, act: Activation, a, bias, x, logvar, d, n_chains: int, scale: float = 1.0,
                shift: float = 0.0):
     layout = (LogvarLayout.NONE if logvar is None else
@@ -76,6 +84,16 @@ def activation_twin(act: Activation, param: float, a: torch.Tensor) -> torch.Ten
 def bias_act_twin(act: Activation, param: float, a: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """What ``bias_act`` writes: φ(a + b) [R, W]."""
     return activation_twin(act, param, a + bias)
+
+
+def act_backward_twin(act: Activation, param: float, delta: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """What ``act_backward`` writes: δ ⊙ φ'(a) [R, W] by torch's backward ops from the output h."""
+    aten = torch.ops.aten
+    return {Activation.IDENTITY: lambda: delta.clone(), Activation.TANH: lambda: aten.tanh_backward(delta, h),
+            Activation.SIGMOID: lambda: aten.sigmoid_backward(delta, h),
+            Activation.RELU: lambda: aten.threshold_backward(delta, h, 0),
+            Activation.LEAKY_RELU: lambda: aten.leaky_relu_backward(delta, h, param, True),
+            Activation.ELU: lambda: aten.elu_backward(delta, param, 1.0, 1.0, True, h)}[act]()
 
 
 def mlp_output_twin(kind: str, act: Activation, a, bias, x, logvar, n_chains: int, scale: float = 1.0,

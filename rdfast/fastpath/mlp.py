@@ -21,7 +21,8 @@ else h + α (= α e^a); identity 1. Softplus (β, threshold) keeps its pre-activ
 same one autograd runs, so the results agree with the generic path's to rounding.
 
 With the ``cpu`` backend and the compiled kernels (rdfast.fastpath.cpu_kernels), each layer's bias
-and activation are one fused pass after a bias-free matmul (softplus aside), and a single
+and activation are one fused pass after a bias-free matmul and its derivative one compiled pass
+with the aten kernels' formulas (softplus aside: torch ops), and a single
 head with an identity, tanh or sigmoid activation, its output map, any built-in distortion with a
 fixed log-variance and δ are one pass (float32 there uses vectorised exp/expm1/log1p/tanh, a few
 ulp from torch's). Otherwise every step is a torch op.
@@ -223,6 +224,9 @@ class MLPEvaluator:
         self.bias_act = [None if b is None else cpu_kernels.bias_act(l.act.code, l.act.param, out, b)
                          for l, out, b in zip(self.layers, self.out, self.fused_bias)]
         self.output_launches = {}  # d.data_ptr() -> launch of the fused output kernel writing that d
+        # per layer: the compiled δ ← δ ⊙ φ'(a), or None (torch ops: Activation.backward_)
+        self.act_backward = [cpu_kernels.act_backward(l.act.code, l.act.param, delta, out) if b is not None else None
+                             for l, delta, out, b in zip(self.layers, self.delta, self.out, self.fused_bias)]
 
     def _layer(self, l: int, h: torch.Tensor) -> torch.Tensor:
         """h_l = φ_l(h_{l−1} W_lᵀ + b_l) [B, width], keeping a_l where φ_l' needs it."""
@@ -269,7 +273,15 @@ class MLPEvaluator:
             head = self.layers[l]
             if head.scale != 1.0:
                 self.delta[l].mul_(head.scale)
-            head.act.backward_(self.delta[l], self.pre[l], self.out[l])
+            self._backward_act(l)
+
+    def _backward_act(self, l: int) -> None:
+        """δ_l ← δ_l ⊙ φ_l'(a_l) in place."""
+        launch = self.act_backward[l]
+        if launch is not None:
+            launch()
+        else:
+            self.layers[l].act.backward_(self.delta[l], self.pre[l], self.out[l])
 
     def _pull(self, sources, out: torch.Tensor) -> None:
         """out = Σ δ W over (layer index) sources: the gradient at their common input [B, in]."""
@@ -287,6 +299,6 @@ class MLPEvaluator:
         sources = list(range(self.n_trunk, len(self.layers)))  # the layers whose input is h_n
         for l in range(self.n_trunk - 1, -1, -1):  # δ_l = (Σ δ W) ⊙ φ_l'
             self._pull(sources, self.delta[l])
-            self.layers[l].act.backward_(self.delta[l], self.pre[l], self.out[l])
+            self._backward_act(l)
             sources = [l]
         self._pull(sources, g)  # ∇_z d = Σ δ W

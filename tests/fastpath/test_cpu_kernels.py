@@ -50,6 +50,23 @@ def test_bias_act(code, dtype, gen):
     torch.testing.assert_close(out, cpu_kernels.bias_act_twin(code, 0.2, a, bias), **TOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("code", list(Activation))
+def test_act_backward(code, dtype, gen):
+    """δ ⊙ φ'(a) from h = φ(a) against torch's backward ops, with a at 0, ±tiny and ±30 and δ at
+    inf and NaN (odd sizes: vector tails; 300 rows: the OpenMP-parallel loop). A NaN h is not
+    compared: d is then NaN and the proposal rejected (torch's vector and scalar ELU kernels differ there)."""
+    for rows in (37, 300):
+        a = (6 * torch.randn(rows, 29, generator=gen, dtype=torch.float64)).to(dtype)
+        a[0, :5] = torch.tensor([0.0, 1e-30, -1e-8, 30.0, -30.0], dtype=dtype)
+        h = cpu_kernels.activation_twin(code, 0.2, a)
+        delta = torch.randn(rows, 29, generator=gen, dtype=torch.float64).to(dtype)
+        delta[1, :2] = torch.tensor([float("inf"), float("nan")], dtype=dtype)
+        out = delta.clone()
+        cpu_kernels.act_backward(code, 0.2, out, h)()
+        torch.testing.assert_close(out, cpu_kernels.act_backward_twin(code, 0.2, delta, h), equal_nan=True, **TOL[dtype])
+
+
 def test_elu_expm1_is_within_3_ulp_near_zero():
     """ELU's e^a − 1 in float32 (vecmath::expm1_f32) over a dense sweep around its two branches,
     against float64: relative error at most 3·2⁻²³."""
