@@ -1,4 +1,5 @@
-// Philox-4x32-10 counter words on the CPU (rdfast/backends/native.py); the maths is csrc/philox.h.
+// Philox-4x32-10 counter words and the standard normals made from them on the CPU
+// (rdfast/backends/native.py); the maths is csrc/philox.h and csrc/cpu_normal_kernels.h.
 #pragma once
 
 #include "philox.h"
@@ -6,5 +7,6 @@
 namespace rdfast::cpu {
 
 void philox_words(const PhiloxArgs& a);
+void philox_normals(int dtype, const NormalArgs& a);
 
 }  // namespace rdfast::cpu

@@ -111,3 +111,16 @@ def philox_words(seed: int, items: torch.Tensor, n_chains: int, n_blocks: int, s
     else:
         _C.cpu.philox_words(args)
     return words
+
+
+def philox_normals(seed: int, items: torch.Tensor, n_chains: int, dim: int, step, stream: int,
+                   dtype: torch.dtype) -> torch.Tensor:
+    """Standard normals [N·M, dim] in ``dtype`` for rows (items, chains) at ``step`` of ``stream``, by
+    the compiled CPU kernel (words as ``philox_words``, Box–Muller as rdfast.sampling.rng.normal)."""
+    items = items.to(torch.int64).contiguous()
+    out = torch.empty(items.numel() * n_chains, dim, dtype=dtype)
+    args = struct("NormalArgs", seed=seed, items=items.data_ptr(), n_items=items.numel(), n_chains=n_chains,
+                  n_blocks=(dim + 3) // 4, step=spec.scalar("philox_normals", "step", step, torch.int64, items.device),
+                  stream=stream, dim=dim, out=out.data_ptr())
+    _C.cpu.philox_normals(int(spec.TORCH_DTYPES[dtype]), args)
+    return out

@@ -8,7 +8,10 @@ from pairs of words by the Box–Muller transform, uniforms from two words (53 b
 
 All arithmetic is on int64 tensors holding unsigned 32-bit values, so it runs on any
 device without overflow: 32×32-bit products are split into 16-bit halves. The compiled
-extension computes the same words in one kernel on the CPU and on CUDA devices. ``step`` is
+extension computes the same words in one kernel on the CPU and on CUDA devices, and on the CPU the
+normals too, in double with its own log and sin/cos polynomials (csrc/vecmath_f64.h): within
+4e-15 of the torch transform, so float32 normals are almost always the same bits, float64 ones
+differ in the last bits. Everything else is bit-identical on every device and backend. ``step`` is
 an int, or a 0-d int64 tensor on the device of ``items`` (the device-resident loop's clock):
 then no value crosses to the host and the call can be captured in a CUDA graph.
 """
@@ -20,6 +23,7 @@ import math
 import torch
 
 from ..backends import native
+from ..backends.spec import TORCH_DTYPES
 
 MASK32 = 0xFFFFFFFF
 _M0, _M1 = 0xD2511F53, 0xCD9E8D57  # round multipliers
@@ -89,7 +93,18 @@ def _unit_open(word: torch.Tensor) -> torch.Tensor:
 
 def normal(seed: int, items: torch.Tensor, n_chains: int, dim: int, step, stream: int,
            dtype=torch.float64) -> torch.Tensor:
-    """Standard normals [N·M, dim] for rows (items[n], chain m) at ``step`` of ``stream``."""
+    """Standard normals [N·M, dim] for rows (items[n], chain m) at ``step`` of ``stream``: on the
+    CPU by the compiled kernel where there is one, else ``normal_twin``."""
+    if items.device.type == "cpu" and dtype in TORCH_DTYPES and _compiled(items.device):
+        return native.philox_normals(seed, items, n_chains, dim, step, stream, dtype)
+    return normal_twin(seed, items, n_chains, dim, step, stream, dtype)
+
+
+def normal_twin(seed: int, items: torch.Tensor, n_chains: int, dim: int, step, stream: int,
+                dtype=torch.float64) -> torch.Tensor:
+    """``normal`` in torch ops (on the words of ``_words``): the Box–Muller transform of each
+    counter's words (w0, w1, w2, w3), u_i = (w_i + ½)·2⁻³², into (r12 cos 2πu1, r12 sin 2πu1,
+    r34 cos 2πu3, r34 sin 2πu3) with r12 = √(−2 log u0), r34 = √(−2 log u2), in float64."""
     n_blocks = (dim + 3) // 4
     w0, w1, w2, w3 = _words(seed, items, n_chains, n_blocks, step, stream)
     u1, u2, u3, u4 = (_unit_open(w) for w in (w0, w1, w2, w3))

@@ -1,0 +1,49 @@
+// Kernel template of the normals op (cpu_normal.cpp), included once per instruction set
+// (cpu_isa.h), hence no include guard.
+//
+// Row r = n·M + m takes the Philox counters (b, m, items[n], step·4 + stream), b < n_blocks; the
+// words (w0, w1, w2, w3) of counter b give its values 4b .. 4b + 3 by the Box–Muller transform of
+// rdfast.sampling.rng.normal: with u_i = (w_i + ½)·2⁻³², r12 = √(−2 log u0), r34 = √(−2 log u2),
+// (r12 cos 2πu1, r12 sin 2πu1, r34 cos 2πu3, r34 sin 2πu3), in double (vecmath_f64.h), then the
+// first K values of the row rounded to T.
+
+// (w + ½)·2⁻³², exact in double.
+inline double unit_open(uint32_t w) { return (static_cast<double>(w) + 0.5) * (1.0 / 4294967296.0); }
+
+template <class T>
+void normal_rows(const NormalArgs& a) {
+  const int64_t M = a.n_chains, NB = a.n_blocks, K = a.dim, B = a.n_items * M;
+  const uint32_t c3 = philox_c3(a);
+  const uint32_t k0 = static_cast<uint32_t>(a.seed), k1 = static_cast<uint32_t>(a.seed >> 32);
+  T* out = static_cast<T*>(a.out);
+#pragma omp parallel if (B * NB >= kParallelMinTranscendental / 4)
+  {
+    std::vector<double> values(4 * NB);  // one row's Box–Muller values
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < B; ++r) {
+      const uint32_t chain = static_cast<uint32_t>(r % M), item = static_cast<uint32_t>(a.items[r / M]);
+      double* v = values.data();
+#pragma omp simd
+      for (int64_t b = 0; b < NB; ++b) {
+        uint32_t w0 = static_cast<uint32_t>(b), w1 = chain, w2 = item, w3 = c3;
+        philox4x32_10(w0, w1, w2, w3, k0, k1);
+        const double r12 = std::sqrt(-2.0 * vecmath::log_unit_f64(unit_open(w0)));
+        const double r34 = std::sqrt(-2.0 * vecmath::log_unit_f64(unit_open(w2)));
+        double c12, s12, c34, s34;
+        vecmath::sincos_2pi_f64(unit_open(w1), &c12, &s12);
+        vecmath::sincos_2pi_f64(unit_open(w3), &c34, &s34);
+        v[4 * b] = r12 * c12;
+        v[4 * b + 1] = r12 * s12;
+        v[4 * b + 2] = r34 * c34;
+        v[4 * b + 3] = r34 * s34;
+      }
+      T* row = out + r * K;
+#pragma omp simd
+      for (int64_t j = 0; j < K; ++j) row[j] = static_cast<T>(v[j]);
+    }
+  }
+}
+
+inline void normals(int dtype, const NormalArgs& a) {
+  dispatch_dtype(dtype, [&](auto tag) { normal_rows<std::remove_pointer_t<decltype(tag)>>(a); });
+}
