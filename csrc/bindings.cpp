@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "cpu_mlp.h"
+#include "cpu_mlp_program.h"
 #include "cpu_ops.h"
 #include "cpu_philox.h"
 #include "op_args.h"
@@ -85,6 +86,7 @@ PYBIND11_MODULE(_C, m) {
   RDFAST_BIND_STRUCT(m, "BiasActArgs", rdfast::cpu::BiasActArgs, RDFAST_BIAS_ACT_ARGS)
   RDFAST_BIND_STRUCT(m, "ActBackwardArgs", rdfast::cpu::ActBackwardArgs, RDFAST_ACT_BACKWARD_ARGS)
   RDFAST_BIND_STRUCT(m, "MlpOutputArgs", rdfast::cpu::MlpOutputArgs, RDFAST_MLP_OUTPUT_ARGS)
+  RDFAST_BIND_STRUCT(m, "MlpLayerArgs", rdfast::cpu::MlpLayerArgs, RDFAST_MLP_LAYER_ARGS)
 
   py::dict enums;
   RDFAST_EXPORT_ENUM(enums, "DType", RDFAST_ENUM_DTYPE)
@@ -103,4 +105,7 @@ PYBIND11_MODULE(_C, m) {
   def_cpu(cpu, "mlp_bias_act", rdfast::cpu::mlp_bias_act);  // the MLP fast path (rdfast.fastpath)
   def_cpu(cpu, "mlp_act_backward", rdfast::cpu::mlp_act_backward);
   def_cpu(cpu, "mlp_output", rdfast::cpu::mlp_output);
+  py::class_<rdfast::cpu::MlpProgram>(cpu, "MlpProgram")  // (dtype, gemm address, rows, [MlpLayerArgs], MlpOutputArgs)
+      .def(py::init<int, uintptr_t, int64_t, std::vector<rdfast::cpu::MlpLayerArgs>, rdfast::cpu::MlpOutputArgs>())
+      .def("run", &rdfast::cpu::MlpProgram::run, py::call_guard<py::gil_scoped_release>());  // (z, g, d) addresses
 }

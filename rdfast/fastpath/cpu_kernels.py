@@ -14,10 +14,18 @@ their callers (``rdfast.fastpath.mlp`` builds every argument itself):
 
 ``param`` is the leaky ReLU's negative slope or ELU's α; ``kind`` any built-in distortion with a
 fixed log-variance (rdfast.backends.reference.distortion gives d and ∂d/∂x̂).
+
+``mlp_program`` runs a whole evaluation in one call (csrc/cpu_mlp_program.h): the products by
+torch's own BLAS ``?gemm_``, found by ``blas_gemm`` (None where torch's CPU BLAS is not MKL's
+LP64 interface on Linux: the evaluator then makes the same steps in torch ops).
 """
 from __future__ import annotations
 
+import ctypes
 import enum
+import functools
+import os
+import sys
 
 import torch
 
@@ -55,15 +63,65 @@ def act_backward(act: Activation, param: float, delta: torch.Tensor, h: torch.Te
     return _launch(native._C.cpu.mlp_act_backward, int(TORCH_DTYPES[delta.dtype]), args, (delta, h))
 
 
-def mlp_output(kind: str, act: Activation, a, bias, x, logvar, d, n_chains: int, scale: float = 1.0,
-               shift: float = 0.0):
+def _output_args(kind: str, act: Activation, a, bias, x, logvar, d, n_chains: int, scale: float, shift: float):
     layout = (LogvarLayout.NONE if logvar is None else
               LogvarLayout.SCALAR if logvar.numel() == 1 else LogvarLayout.PER_PIXEL)
-    args = native.struct("MlpOutputArgs", kind=int(Kind.of(kind)), act=int(act), logvar_layout=int(layout),
+    return native.struct("MlpOutputArgs", kind=int(Kind.of(kind)), act=int(act), logvar_layout=int(layout),
                          scale=scale, shift=shift, a=a.data_ptr(), bias=bias.data_ptr(), x=x.data_ptr(),
-                         logvar=native.address(logvar), d=d.data_ptr(), n_items=x.shape[0], n_chains=n_chains,
-                         size=x.shape[1])
+                         logvar=native.address(logvar), d=native.address(d), n_items=x.shape[0],
+                         n_chains=n_chains, size=x.shape[1])
+
+
+def mlp_output(kind: str, act: Activation, a, bias, x, logvar, d, n_chains: int, scale: float = 1.0,
+               shift: float = 0.0):
+    args = _output_args(kind, act, a, bias, x, logvar, d, n_chains, scale, shift)
     return _launch(native._C.cpu.mlp_output, int(TORCH_DTYPES[a.dtype]), args, (a, bias, x, logvar, d))
+
+
+@functools.lru_cache(maxsize=None)
+def _torch_blas() -> dict:
+    """{dtype: address} of the Fortran ?gemm_ in torch's CPU library, where torch's BLAS is MKL
+    (torch links MKL's LP64 interface: 32-bit integer arguments)."""
+    config = torch.__config__.show()
+    if sys.platform != "linux" or "BLAS_INFO=mkl" not in config:
+        return {}
+    try:  # already loaded by torch: RTLD_NOLOAD only finds it
+        lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"),
+                          mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+    except OSError:
+        return {}
+    found = {}
+    for dtype, name in ((torch.float32, "sgemm_"), (torch.float64, "dgemm_")):
+        fn = getattr(lib, name, None)
+        if fn is not None:
+            found[dtype] = ctypes.cast(fn, ctypes.c_void_p).value
+    return found
+
+
+def blas_gemm(dtype: torch.dtype):
+    """The address of torch's BLAS ?gemm_ for ``dtype``, or None."""
+    return _torch_blas().get(dtype) if available() else None
+
+
+def mlp_program(trunk, head, output: dict, rows: int):
+    """A launch ``run(z, g, d)`` of the whole evaluation: ``trunk`` [(weight [out, in], h [R, out],
+    delta [R, out], act, param, bias [out])] and ``head`` (weight [P, in], delta [R, P]) with its
+    output kernel's arguments ``output`` (mlp_output's, without a and d). Contiguous CPU tensors of
+    one dtype with a ``blas_gemm``; z [R, K], g [R, K] and d [R] float64 contiguous at each run."""
+    def layer(weight, h, delta, act, param, bias):
+        return native.struct("MlpLayerArgs", weight=weight.data_ptr(), **{"in": weight.shape[1]}, out=weight.shape[0],
+                             h=native.address(h), delta=delta.data_ptr(), act=int(act), param=param,
+                             bias=native.address(bias))
+    head_weight, head_delta = head
+    layers = [layer(*spec) for spec in trunk] + [layer(head_weight, None, head_delta, Activation.IDENTITY, 0.0, None)]
+    args = _output_args(a=head_delta, d=None, **output)
+    program = native._C.cpu.MlpProgram(int(TORCH_DTYPES[head_delta.dtype]), blas_gemm(head_delta.dtype), rows,
+                                       layers, args)
+
+    def run(z: torch.Tensor, g: torch.Tensor, d: torch.Tensor) -> None:
+        program.run(z.data_ptr(), g.data_ptr(), d.data_ptr())
+    run.keep_alive = (trunk, head, output)
+    return run
 
 
 def _launch(launcher, dtype: int, args, keep_alive):

@@ -25,7 +25,9 @@ and activation are one fused pass after a bias-free matmul and its derivative on
 with the aten kernels' formulas (softplus aside: torch ops), and a single
 head with an identity, tanh or sigmoid activation, its output map, any built-in distortion with a
 fixed log-variance and δ are one pass (float32 there uses vectorised exp/expm1/log1p/tanh, a few
-ulp from torch's). Otherwise every step is a torch op.
+ulp from torch's). Where all of that holds, a call is one compiled program (cpu_kernels.mlp_program:
+the same steps, the products by torch's own BLAS gemm, no Python between them). Otherwise every
+step is a torch op.
 
 Every buffer (activations, δ's, ∂d/∂x̂) is allocated once per evaluator; a call writes d and
 ∇_z d into the caller's buffers.
@@ -227,6 +229,21 @@ class MLPEvaluator:
         # per layer: the compiled δ ← δ ⊙ φ'(a), or None (torch ops: Activation.backward_)
         self.act_backward = [cpu_kernels.act_backward(l.act.code, l.act.param, delta, out) if b is not None else None
                              for l, delta, out, b in zip(self.layers, self.delta, self.out, self.fused_bias)]
+        self.program = self._program(rows) if self.fused_output else None  # the whole call in C++, or None
+
+    def _program(self, rows: int):
+        """cpu_kernels.mlp_program of this network where every layer is fused and torch's BLAS is
+        reachable, else None."""
+        dtype = self.x_flat.dtype
+        if (cpu_kernels.blas_gemm(dtype) is None or any(b is None for b in self.fused_bias)
+                or any(not l.weight.is_contiguous() or l.weight.dtype != dtype for l in self.layers)):
+            return None
+        trunk = [(l.weight, self.out[i], self.delta[i], l.act.code, l.act.param, self.fused_bias[i])
+                 for i, l in enumerate(self.net.trunk)]
+        head = self.net.mean
+        output = dict(kind=self.dist.kind, act=head.act.code, bias=self.fused_bias[-1], x=self.x_flat,
+                      logvar=self.dist.logvar, n_chains=self.n_chains, scale=head.scale, shift=head.shift)
+        return cpu_kernels.mlp_program(trunk, (head.weight, self.delta[-1]), output, rows)
 
     def _layer(self, l: int, h: torch.Tensor) -> torch.Tensor:
         """h_l = φ_l(h_{l−1} W_lᵀ + b_l) [B, width], keeping a_l where φ_l' needs it."""
@@ -292,6 +309,8 @@ class MLPEvaluator:
 
     def __call__(self, z: torch.Tensor, d: torch.Tensor, g: torch.Tensor) -> None:
         """Write d(z) into ``d`` [B] and ∇_z d(z) into ``g`` [B, K]."""
+        if self.program is not None and z.is_contiguous() and g.is_contiguous() and d.is_contiguous():
+            return self.program(z, g, d)
         h = z.detach()
         for l in range(self.n_trunk):
             h = self._layer(l, h)
