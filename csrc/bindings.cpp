@@ -83,6 +83,7 @@ PYBIND11_MODULE(_C, m) {
   RDFAST_STRUCTS(RDFAST_BIND_OP_STRUCT)
   RDFAST_BIND_STRUCT(m, "PhiloxArgs", rdfast::PhiloxArgs, RDFAST_PHILOX_ARGS)
   RDFAST_BIND_STRUCT(m, "NormalArgs", rdfast::NormalArgs, RDFAST_NORMAL_ARGS)
+  RDFAST_BIND_STRUCT(m, "UniformArgs", rdfast::UniformArgs, RDFAST_UNIFORM_ARGS)
   RDFAST_BIND_STRUCT(m, "BiasActArgs", rdfast::cpu::BiasActArgs, RDFAST_BIAS_ACT_ARGS)
   RDFAST_BIND_STRUCT(m, "ActBackwardArgs", rdfast::cpu::ActBackwardArgs, RDFAST_ACT_BACKWARD_ARGS)
   RDFAST_BIND_STRUCT(m, "MlpOutputArgs", rdfast::cpu::MlpOutputArgs, RDFAST_MLP_OUTPUT_ARGS)
@@ -102,6 +103,7 @@ PYBIND11_MODULE(_C, m) {
   RDFAST_UNTYPED_OPS(RDFAST_DEF_CPU)
   def_cpu(cpu, "philox_words", rdfast::cpu::philox_words);  // rdfast.sampling.rng's words
   def_cpu(cpu, "philox_normals", rdfast::cpu::philox_normals);  // and its normals
+  def_cpu(cpu, "philox_uniforms", rdfast::cpu::philox_uniforms);  // and uniforms
   def_cpu(cpu, "mlp_bias_act", rdfast::cpu::mlp_bias_act);  // the MLP fast path (rdfast.fastpath)
   def_cpu(cpu, "mlp_act_backward", rdfast::cpu::mlp_act_backward);
   def_cpu(cpu, "mlp_output", rdfast::cpu::mlp_output);

@@ -1,4 +1,4 @@
-// Philox-4x32-10 counter words and the standard normals made from them on the CPU
+// Philox-4x32-10 counter words and the uniforms and standard normals made from them on the CPU
 // (rdfast/backends/native.py); the maths is csrc/philox.h and csrc/cpu_normal_kernels.h.
 #pragma once
 
@@ -8,5 +8,6 @@ namespace rdfast::cpu {
 
 void philox_words(const PhiloxArgs& a);
 void philox_normals(int dtype, const NormalArgs& a);
+void philox_uniforms(const UniformArgs& a);
 
 }  // namespace rdfast::cpu

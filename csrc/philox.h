@@ -33,8 +33,22 @@ namespace rdfast {
   F(int64_t, dim)                 /* K ≤ 4 · n_blocks */ \
   F(void*, out)                   /* [N·M, K] T out */
 
+// Uniforms of counter block 0 (n_blocks is 1) per row, from words (0, 1) and (2, 3) (CPU only).
+#define RDFAST_UNIFORM_ARGS(F) \
+  RDFAST_PHILOX_KEY_ARGS(F) \
+  F(double*, first)               /* [N·M] out: from words 0 and 1 */ \
+  F(double*, second)              /* [N·M] out, optional: from words 2 and 3 */
+
 struct PhiloxArgs { RDFAST_PHILOX_ARGS(RDFAST_FIELD) };
 struct NormalArgs { RDFAST_NORMAL_ARGS(RDFAST_FIELD) };
+struct UniformArgs { RDFAST_UNIFORM_ARGS(RDFAST_FIELD) };
+
+// Two uint32 words -> a uniform in (0, 1) with 53 random bits (27 + 26), exactly as
+// rdfast.sampling.rng._unit_53: every step is exact in double.
+RDFAST_HD double unit_53(uint32_t high, uint32_t low) {
+  const uint64_t bits = (static_cast<uint64_t>(high >> 5) << 26) + (low >> 6);
+  return (static_cast<double>(bits) + 0.5) * (1.0 / 9007199254740992.0);
+}
 
 // Philox-4x32-10 of counter (c0, c1, c2, c3) under key (k0, k1), in place.
 RDFAST_HD void philox4x32_10(uint32_t& c0, uint32_t& c1, uint32_t& c2, uint32_t& c3, uint32_t k0, uint32_t k1) {

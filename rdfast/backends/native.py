@@ -102,9 +102,8 @@ def philox_words(seed: int, items: torch.Tensor, n_chains: int, n_blocks: int, s
     that device (on CUDA, enqueued on torch's current stream there)."""
     items = items.to(torch.int64).contiguous()
     words = torch.empty(4, items.numel(), n_chains, n_blocks, dtype=torch.int64, device=items.device)
-    args = struct("PhiloxArgs", seed=seed, items=items.data_ptr(), n_items=items.numel(), n_chains=n_chains,
-                  n_blocks=n_blocks, step=spec.scalar("philox_words", "step", step, torch.int64, items.device),
-                  stream=stream, words=words.data_ptr())
+    args = struct("PhiloxArgs", **_key_fields("philox_words", seed, items, n_chains, n_blocks, step, stream),
+                  words=words.data_ptr())
     if items.device.type == "cuda":
         with torch.cuda.device(items.device):
             _C_cuda.philox_words(args, torch.cuda.current_stream(items.device).cuda_stream)
@@ -113,14 +112,46 @@ def philox_words(seed: int, items: torch.Tensor, n_chains: int, n_blocks: int, s
     return words
 
 
+def _key_fields(op: str, seed: int, items: torch.Tensor, n_chains: int, n_blocks: int, step, stream: int) -> dict:
+    return dict(seed=seed, items=items.data_ptr(), n_items=items.numel(), n_chains=n_chains, n_blocks=n_blocks,
+                step=spec.scalar(op, "step", step, torch.int64, items.device), stream=stream)
+
+
+def normals_launch(seed: int, items: torch.Tensor, n_chains: int, step, stream: int, out: torch.Tensor):
+    """A prepared launch writing standard normals [N·M, dim] into ``out`` (contiguous float32/64, CPU)
+    for rows (items, chains) at ``step`` (an int, fixed, or a 0-d int64 tensor read at each launch)
+    of ``stream``, by the compiled CPU kernel (words as ``philox_words``, Box–Muller as
+    rdfast.sampling.rng.normal_twin to 4e-15)."""
+    items = items.to(torch.int64).contiguous()
+    dim = out.shape[1]
+    args = struct("NormalArgs", **_key_fields("philox_normals", seed, items, n_chains, (dim + 3) // 4, step, stream),
+                  dim=dim, out=out.data_ptr())
+    dtype = int(spec.TORCH_DTYPES[out.dtype])
+
+    def launch():
+        _C.cpu.philox_normals(dtype, args)
+    launch.keep_alive = (items, out, step)
+    return launch
+
+
 def philox_normals(seed: int, items: torch.Tensor, n_chains: int, dim: int, step, stream: int,
                    dtype: torch.dtype) -> torch.Tensor:
-    """Standard normals [N·M, dim] in ``dtype`` for rows (items, chains) at ``step`` of ``stream``, by
-    the compiled CPU kernel (words as ``philox_words``, Box–Muller as rdfast.sampling.rng.normal)."""
-    items = items.to(torch.int64).contiguous()
+    """Standard normals [N·M, dim] in ``dtype`` (``normals_launch`` into a new tensor)."""
     out = torch.empty(items.numel() * n_chains, dim, dtype=dtype)
-    args = struct("NormalArgs", seed=seed, items=items.data_ptr(), n_items=items.numel(), n_chains=n_chains,
-                  n_blocks=(dim + 3) // 4, step=spec.scalar("philox_normals", "step", step, torch.int64, items.device),
-                  stream=stream, dim=dim, out=out.data_ptr())
-    _C.cpu.philox_normals(int(spec.TORCH_DTYPES[dtype]), args)
+    normals_launch(seed, items, n_chains, step, stream, out)()
     return out
+
+
+def uniforms_launch(seed: int, items: torch.Tensor, n_chains: int, step, stream: int, first: torch.Tensor,
+                    second: torch.Tensor = None):
+    """A prepared launch writing float64 uniforms [N·M] into ``first`` (words 0, 1 of counter block 0)
+    and ``second`` (words 2, 3; optional), bit-identical to rdfast.sampling.rng.uniform(_pair), by
+    the compiled CPU kernel; ``step`` as in ``normals_launch``."""
+    items = items.to(torch.int64).contiguous()
+    args = struct("UniformArgs", **_key_fields("philox_uniforms", seed, items, n_chains, 1, step, stream),
+                  first=first.data_ptr(), second=address(second))
+
+    def launch():
+        _C.cpu.philox_uniforms(args)
+    launch.keep_alive = (items, first, second, step)
+    return launch

@@ -103,6 +103,10 @@ class Transition:
         self.dp, self.h0, self.u = torch.empty_like(d), torch.empty_like(d), torch.empty_like(d)  # [B]
         self.info = TransitionInfo(torch.empty_like(d), torch.empty_like(d), state.n_accept)
         self.eps = torch.empty_like(d) if hmc.jitter else state.eps  # [B] the step sizes of this transition
+        self.noise = torch.empty_like(z)  # [B, K] standard normals, then p = the metric's momentum of them
+        self.spread = torch.empty_like(d) if hmc.jitter else None  # [B] the jitter's uniforms
+        self.draw_noise = hmc.keys.normal_into(clock.k, rng.STREAM_MOMENTUM, self.noise)
+        self.draw_uniforms = hmc.keys.uniform_into(clock.k, rng.STREAM_ACCEPT, self.u, self.spread)
         prior0 = prior1 = {}
         if hmc.custom_prior:  # E_β and ∇E_β at the state (0) and at the proposal (1)
             self.pe0, self.pg0, self.pe1, self.pg1 = torch.empty_like(d), torch.empty_like(z), torch.empty_like(d), \
@@ -125,12 +129,12 @@ class Transition:
         grad.copy_(g)
 
     def step(self) -> None:
-        hmc, state, k = self.hmc, self.state, self.clock.k
+        hmc, state = self.hmc, self.state
         if hmc.jitter:
-            u, spread = hmc.keys.uniform_pair(k, rng.STREAM_ACCEPT)
-            self.u.copy_(u)
-            torch.mul(state.eps, spread.mul_(2.0 * hmc.jitter).add_(1.0 - hmc.jitter), out=self.eps)
-        self.p.copy_(hmc.metric.momentum(hmc.keys.normal(k, rng.STREAM_MOMENTUM, state.z.shape[1], state.z.dtype)))
+            self.draw_uniforms()
+            torch.mul(state.eps, self.spread.mul_(2.0 * hmc.jitter).add_(1.0 - hmc.jitter), out=self.eps)
+        self.draw_noise()
+        self.p.copy_(hmc.metric.momentum(self.noise))
         if hmc.custom_prior:
             self._prior_at(state.z, self.pe0, self.pg0)
         term = hmc.path.weight_term(state.z)
@@ -143,5 +147,5 @@ class Transition:
                 self._prior_at(self.zp, self.pe1, self.pg1)
             (self.kick_drift if step < hmc.L - 1 else self.last_kick)()
         if not hmc.jitter:
-            self.u.copy_(hmc.keys.uniform(k, rng.STREAM_ACCEPT))
+            self.draw_uniforms()
         self.metropolis()

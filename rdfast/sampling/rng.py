@@ -154,3 +154,27 @@ class Keys:
     def uniform_pair(self, step, stream: int) -> tuple:
         """Two independent uniforms in (0, 1) [N·M] each, float64; the first is ``uniform``'s."""
         return uniform_pair(self.seed, self.items, self.n_chains, step, stream)
+
+    def _compiled_into(self, out: torch.Tensor) -> bool:
+        return out.device.type == "cpu" and self.items.device.type == "cpu" and _compiled(out.device)
+
+    def normal_into(self, step, stream: int, out: torch.Tensor):
+        """A draw ``launch()`` writing ``normal(step, stream, dim, out.dtype)`` into ``out`` [N·M, dim]
+        (contiguous), prepared once: ``step`` an int (fixed) or a 0-d int64 tensor read at each draw."""
+        if self._compiled_into(out) and out.dtype in TORCH_DTYPES:
+            return native.normals_launch(self.seed, self.items, self.n_chains, step, stream, out)
+        return lambda: out.copy_(self.normal(step, stream, out.shape[1], out.dtype))
+
+    def uniform_into(self, step, stream: int, first: torch.Tensor, second: torch.Tensor = None):
+        """A draw ``launch()`` writing ``uniform`` (and with ``second``, ``uniform_pair``'s second) into
+        float64 [N·M] buffers, prepared once as ``normal_into``."""
+        if self._compiled_into(first):
+            return native.uniforms_launch(self.seed, self.items, self.n_chains, step, stream, first, second)
+        if second is None:
+            return lambda: first.copy_(self.uniform(step, stream))
+
+        def draw():
+            u, v = self.uniform_pair(step, stream)
+            first.copy_(u)
+            second.copy_(v)
+        return draw

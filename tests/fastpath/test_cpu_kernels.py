@@ -29,10 +29,38 @@ def test_philox_words_equal_the_reference(seed, n_blocks):
 
 
 def test_uniforms_are_bit_identical_to_the_torch_path(monkeypatch):
-    items = torch.arange(3, 40)
-    fast = rng.uniform(9, items, 16, 7, rng.STREAM_ACCEPT)
+    """rng.uniform on compiled words, and the compiled prepared draw (uniform_into, with and without
+    the second uniform), against the torch ops, at two values of a step tensor read at each draw."""
+    items = torch.tensor([3, 5, 2**32 + 7, 40])
+    keys, step = rng.Keys(9, items, 16), torch.tensor(7)
+    first, second, alone = torch.empty(64, dtype=torch.float64), torch.empty(64, dtype=torch.float64), \
+        torch.empty(64, dtype=torch.float64)
+    draw_pair, draw_one = keys.uniform_into(step, rng.STREAM_ACCEPT, first, second), \
+        keys.uniform_into(step, rng.STREAM_ACCEPT, alone)
+    got = []
+    for k in (7, 2**33 + 1):
+        step.fill_(k)
+        draw_pair()
+        draw_one()
+        got.append((rng.uniform(9, items, 16, k, rng.STREAM_ACCEPT), first.clone(), second.clone(), alone.clone()))
     monkeypatch.setattr(rng, "_compiled", lambda device_type: False)
-    assert torch.equal(fast, rng.uniform(9, items, 16, 7, rng.STREAM_ACCEPT))
+    for k, (words_compiled, u, v, w) in zip((7, 2**33 + 1), got):
+        ref_u, ref_v = rng.uniform_pair(9, items, 16, k, rng.STREAM_ACCEPT)
+        for t in (words_compiled, u, w):
+            assert torch.equal(t, ref_u)
+        assert torch.equal(v, ref_v)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_prepared_normals_equal_normal(dtype):
+    """Keys.normal_into (prepared once) writes rng.normal's numbers at the step tensor's value at each draw."""
+    keys, step = rng.Keys(4, torch.arange(5, 12), 3), torch.tensor(2)
+    out = torch.empty(21, 6, dtype=dtype)
+    draw = keys.normal_into(step, rng.STREAM_MOMENTUM, out)
+    for k in (2, 3, 2**31 + 5):
+        step.fill_(k)
+        draw()
+        assert torch.equal(out, keys.normal(k, rng.STREAM_MOMENTUM, 6, dtype))
 
 
 @pytest.mark.parametrize("dim", [1, 2, 3, 4, 10, 37])
