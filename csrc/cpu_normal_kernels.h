@@ -10,6 +10,9 @@
 // (w + ½)·2⁻³², exact in double.
 inline double unit_open(uint32_t w) { return (static_cast<double>(w) + 0.5) * (1.0 / 4294967296.0); }
 
+// One row's values in three vectorised passes over planes v_i[b] (b < n_blocks, plane i of the
+// four Box–Muller outputs), which run about twice as fast as one pass doing everything: the words'
+// uniforms; the transform in place; the first K values, interleaved (value 4b + i is v_i[b]), to T.
 template <class T>
 void normal_rows(const NormalArgs& a) {
   const int64_t M = a.n_chains, NB = a.n_blocks, K = a.dim, B = a.n_items * M;
@@ -18,28 +21,37 @@ void normal_rows(const NormalArgs& a) {
   T* out = static_cast<T*>(a.out);
 #pragma omp parallel if (B * NB >= kParallelMinTranscendental / 4)
   {
-    std::vector<double> values(4 * NB);  // one row's Box–Muller values
+    std::vector<double> planes(4 * NB);
+    double* v0 = planes.data();
+    double* v1 = v0 + NB;
+    double* v2 = v1 + NB;
+    double* v3 = v2 + NB;
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < B; ++r) {
       const uint32_t chain = static_cast<uint32_t>(r % M), item = static_cast<uint32_t>(a.items[r / M]);
-      double* v = values.data();
 #pragma omp simd
       for (int64_t b = 0; b < NB; ++b) {
         uint32_t w0 = static_cast<uint32_t>(b), w1 = chain, w2 = item, w3 = c3;
         philox4x32_10(w0, w1, w2, w3, k0, k1);
-        const double r12 = std::sqrt(-2.0 * vecmath::log_unit_f64(unit_open(w0)));
-        const double r34 = std::sqrt(-2.0 * vecmath::log_unit_f64(unit_open(w2)));
+        v0[b] = unit_open(w0);
+        v1[b] = unit_open(w1);
+        v2[b] = unit_open(w2);
+        v3[b] = unit_open(w3);
+      }
+#pragma omp simd
+      for (int64_t b = 0; b < NB; ++b) {
+        const double r12 = std::sqrt(-2.0 * vecmath::log_unit_f64(v0[b]));
+        const double r34 = std::sqrt(-2.0 * vecmath::log_unit_f64(v2[b]));
         double c12, s12, c34, s34;
-        vecmath::sincos_2pi_f64(unit_open(w1), &c12, &s12);
-        vecmath::sincos_2pi_f64(unit_open(w3), &c34, &s34);
-        v[4 * b] = r12 * c12;
-        v[4 * b + 1] = r12 * s12;
-        v[4 * b + 2] = r34 * c34;
-        v[4 * b + 3] = r34 * s34;
+        vecmath::sincos_2pi_f64(v1[b], &c12, &s12);
+        vecmath::sincos_2pi_f64(v3[b], &c34, &s34);
+        v0[b] = r12 * c12;
+        v1[b] = r12 * s12;
+        v2[b] = r34 * c34;
+        v3[b] = r34 * s34;
       }
       T* row = out + r * K;
-#pragma omp simd
-      for (int64_t j = 0; j < K; ++j) row[j] = static_cast<T>(v[j]);
+      for (int64_t j = 0; j < K; ++j) row[j] = static_cast<T>(planes[(j & 3) * NB + (j >> 2)]);
     }
   }
 }
