@@ -229,6 +229,7 @@ class MLPEvaluator:
         # per layer: the compiled δ ← δ ⊙ φ'(a), or None (torch ops: Activation.backward_)
         self.act_backward = [cpu_kernels.act_backward(l.act.code, l.act.param, delta, out) if b is not None else None
                              for l, delta, out, b in zip(self.layers, self.delta, self.out, self.fused_bias)]
+        self.grad_rows = rows
         self.program = self._program(rows) if self.fused_output else None  # the whole call in C++, or None
 
     def _program(self, rows: int):
@@ -292,6 +293,13 @@ class MLPEvaluator:
                 self.delta[l].mul_(head.scale)
             self._backward_act(l)
 
+    def _program_takes(self, z: torch.Tensor, d: torch.Tensor, g: torch.Tensor) -> bool:
+        """Whether the program (raw addresses) may run on these buffers: its shapes, dtypes, contiguous."""
+        shape = (self.grad_rows, self.net.latent_dim)
+        return (z.shape == shape and g.shape == shape and d.shape == (self.grad_rows,) and z.dtype == g.dtype
+                == self.x_flat.dtype and d.dtype == torch.float64 and z.is_contiguous() and g.is_contiguous()
+                and d.is_contiguous())
+
     def _backward_act(self, l: int) -> None:
         """δ_l ← δ_l ⊙ φ_l'(a_l) in place."""
         launch = self.act_backward[l]
@@ -309,7 +317,7 @@ class MLPEvaluator:
 
     def __call__(self, z: torch.Tensor, d: torch.Tensor, g: torch.Tensor) -> None:
         """Write d(z) into ``d`` [B] and ∇_z d(z) into ``g`` [B, K]."""
-        if self.program is not None and z.is_contiguous() and g.is_contiguous() and d.is_contiguous():
+        if self.program is not None and self._program_takes(z, d, g):
             return self.program(z, g, d)
         h = z.detach()
         for l in range(self.n_trunk):

@@ -134,3 +134,51 @@ def test_whole_run_matches_generic_path(dtype, backend_name, gen):
     torch.testing.assert_close(fast.z, generic.z, **tol)
     torch.testing.assert_close(fast.log_z, generic.log_z, **tol)
     assert torch.equal(fast.acceptance, generic.acceptance)
+
+
+@pytest.mark.skipif(not backends.available()["cpu"]["available"], reason="rdfast._C is not built")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("depth", [0, 1, 2])
+@pytest.mark.parametrize("act,kind", [("tanh", "gaussian_nll"), ("elu", "bernoulli_nll"), ("relu", "squared_error"),
+                                      ("leaky_relu", "gaussian_nll"), ("sigmoid", "bernoulli_nll")])
+def test_compiled_program_equals_the_torch_op_steps(act, kind, depth, dtype, gen):
+    """MLPEvaluator's one-call program (BLAS gemm and the fused kernels in C++) against the same
+    evaluator's torch-op steps, and the generic path; odd sizes, trunks of 0 to 2 layers."""
+    if not rdfast.fastpath.cpu_kernels.blas_gemm(dtype):
+        pytest.skip("torch's BLAS is not reachable here: the evaluator takes its torch-op steps")
+    torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
+    widths = [K, 19, 11][:depth + 1] + [P]
+    layers = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        layers += [nn.Linear(a, b)] + ([ACTIVATIONS[act]()] if i < depth else [])
+    dec = nn.Sequential(*layers).to(dtype)
+    x = torch.rand(N, P, generator=gen, dtype=torch.float64).to(dtype)
+    if kind == "bernoulli_nll":
+        x = (x > 0.5).to(dtype)
+    dist = resolve(kind, LOGVARS[kind], x)
+    fast, generic = _both(dec, x, dist, "cpu")
+    assert fast.program is not None
+    z = torch.randn(N * M, K, generator=gen, dtype=torch.float64).to(dtype)
+    _compare(fast, generic, z)
+    d_program, g_program = torch.empty(N * M, dtype=torch.float64), torch.empty_like(z)
+    fast(z, d_program, g_program)
+    fast.program = None  # the same evaluator's torch-op steps
+    d_steps, g_steps = torch.empty(N * M, dtype=torch.float64), torch.empty_like(z)
+    fast(z, d_steps, g_steps)
+    torch.testing.assert_close(d_program, d_steps, rtol=1e-13 if dtype == torch.float64 else 1e-6, atol=0)
+    torch.testing.assert_close(g_program, g_steps, **TOL[dtype])
+
+
+@pytest.mark.skipif(not backends.available()["cpu"]["available"], reason="rdfast._C is not built")
+def test_compiled_program_is_not_given_buffers_it_cannot_take(gen):
+    """Non-contiguous or mis-shaped buffers take the torch-op steps (the program reads raw addresses)."""
+    dec = _decoder(ACTIVATIONS["tanh"], nn.Sigmoid, torch.float64, gen)
+    x = torch.rand(N, P, generator=gen, dtype=torch.float64)
+    fast = make_evaluator(dec, x, M, resolve("gaussian_nll", -1.0, x), backends.get("cpu", x.device))
+    z = torch.randn(N * M, K, generator=gen, dtype=torch.float64)
+    d, g = torch.empty(N * M, dtype=torch.float64), torch.empty_like(z)
+    assert fast._program_takes(z, d, g)
+    for bad in (dict(z=z.t().contiguous().t()), dict(z=z[:-1]), dict(g=torch.empty(K, N * M).t()),
+                dict(d=torch.empty(N * M, dtype=torch.float32)), dict(z=z.float())):
+        args = {"z": z, "d": d, "g": g, **bad}
+        assert not fast._program_takes(args["z"], args["d"], args["g"])
