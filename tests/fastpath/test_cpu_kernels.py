@@ -204,7 +204,9 @@ def test_results_do_not_depend_on_the_thread_count(gen):
             h, delta, d = pre.clone(), pre.clone(), torch.empty(N * M, dtype=torch.float64)
             cpu_kernels.bias_act(Activation.ELU, 1.0, h, bias)()
             cpu_kernels.mlp_output("bernoulli_nll", Activation.IDENTITY, delta, bias, x, None, d, M)()
-            out = [h, delta, d]
+            back = pre.clone()
+            cpu_kernels.act_backward(Activation.ELU, 1.0, back, h)()
+            out = [h, delta, d, back, rng.normal(3, torch.arange(N), M, P, 5, rng.STREAM_MOMENTUM, dtype)]
             for kind, logvar in (("gaussian_nll", lv), ("bernoulli_nll", None), ("squared_error", None)):
                 d2, grad = torch.empty(N * M, dtype=torch.float64), torch.empty_like(pre)
                 native_cpu.distortion(kind, x, pre, logvar, d2, grad, None, M)
