@@ -37,6 +37,9 @@ from .autograd import _same_layout as same_layout
 
 F = nn.functional
 _WARNED = weakref.WeakKeyDictionary()  # module -> names of its methods already warned about
+# module -> {method name: its traced graph}, reused while the graph still reads as an MLP that
+# passes the probe (a changed module fails one or the other and is traced again)
+_GRAPHS = weakref.WeakKeyDictionary()
 _PROBE_ROWS = 3
 
 
@@ -142,11 +145,22 @@ def _warn(owner: nn.Module, name: str, why: str) -> None:
 
 
 def mlp_of(decoder, x: torch.Tensor):
-    """The MLP computing ``decoder`` on rows of latents for data ``x`` [N, *event], or None."""
+    """The MLP computing ``decoder`` on rows of latents for data ``x`` [N, *event], or None. The
+    traced graph of a module's method is kept (weakly, per module) and read again on the next
+    call, which then checks the probe rows again but skips the trace (a few ms)."""
     found = _owner(decoder)
     if found is None or _hooked(found[0]):
         return None
     owner, name = found
+    try:
+        graphs = _GRAPHS.setdefault(owner, {})
+    except TypeError:  # not weak-referenceable: trace every time
+        graphs = {}
+    if name in graphs:
+        net = _reread(graphs[name], decoder, x, owner, name)
+        if net is not None:
+            return net
+        del graphs[name]  # the module changed: trace it again
     root = _Method(owner, name)
     try:
         graph = _Tracer().trace(root)  # the graph's targets name attributes of root
@@ -159,11 +173,24 @@ def mlp_of(decoder, x: torch.Tensor):
         net = _read(graph, root, x.dtype, x.device)
     except _NotMLP:
         return None
-    return _checked(net, decoder, x, owner, name)
+    net = _checked(net, decoder, x, owner, name)
+    if net is not None and list(root.children()) == [owner]:  # no adopted module: the graph names owner's attributes only
+        graphs[name] = graph
+    return net
 
 
-def _checked(net: mlp.MLP, decoder, x: torch.Tensor, owner, name):
-    """``net`` if it gives the decoder's output on probe rows, else None."""
+def _reread(graph: fx.Graph, decoder, x: torch.Tensor, owner, name):
+    """The MLP of a kept graph on ``owner`` as it is now, if it still reads as one and passes the
+    probe (quietly: else None, and the caller traces again)."""
+    try:
+        net = _read(graph, _Method(owner, name), x.dtype, x.device)
+    except Exception:  # _NotMLP, or an attribute the graph names is gone
+        return None
+    return _checked(net, decoder, x, owner, name, quiet=True)
+
+
+def _checked(net: mlp.MLP, decoder, x: torch.Tensor, owner, name, quiet: bool = False):
+    """``net`` if it gives the decoder's output on probe rows, else None (with a warning unless ``quiet``)."""
     K, P = net.latent_dim, x[0].numel()
     z = torch.linspace(-1.5, 1.5, _PROBE_ROWS * K, dtype=x.dtype, device=x.device).reshape(_PROBE_ROWS, K)
     with torch.no_grad():
@@ -180,8 +207,9 @@ def _checked(net: mlp.MLP, decoder, x: torch.Tensor, owner, name):
     tol = torch.finfo(x.dtype).eps ** 0.5
     for w, g in zip(want, got):
         w = w.reshape(_PROBE_ROWS, P)
-        if not torch.allclose(g, w, rtol=tol, atol=tol * float(w.abs().max())):
-            _warn(owner, name, "its traced graph, read as an MLP, differs from it on probe rows")
+        if g.shape != w.shape or not torch.allclose(g, w, rtol=tol, atol=tol * float(w.abs().max())):
+            if not quiet:
+                _warn(owner, name, "its traced graph, read as an MLP, differs from it on probe rows")
             return None
     return net
 

@@ -331,3 +331,45 @@ def test_whole_run_with_a_decode_method_matches_the_generic_path(dtype, gen):
     torch.testing.assert_close(fast.log_w, generic.log_w, **tol)
     torch.testing.assert_close(fast.z, generic.z, **tol)
     assert torch.equal(fast.acceptance, generic.acceptance)
+
+
+def test_a_module_is_traced_once_and_read_again_as_it_is_now(monkeypatch):
+    """The second capture of a module (or of its ``decode``) reuses its traced graph, reads the
+    module's current layers and parameters, and traces again when the module has changed."""
+    from rdfast.fastpath import capture
+
+    x = torch.rand(N, P, dtype=torch.float64)
+    vae = VAE50().double()
+    seq = nn.Sequential(nn.Linear(K, 7), nn.Tanh(), nn.Linear(7, P)).double()
+    for decoder in (vae.decode, seq):
+        assert capture.mlp_of(decoder, x) is not None
+    traces = []
+    original = capture._Tracer.trace
+    monkeypatch.setattr(capture._Tracer, "trace", lambda self, root: traces.append(root) or original(self, root))
+    z = torch.randn(4, K, dtype=torch.float64)
+    for decoder in (vae.decode, seq):  # kept graphs: no trace
+        torch.testing.assert_close(capture.mlp_of(decoder, x).forward(z), decoder(z), rtol=1e-12, atol=1e-12)
+    assert traces == []
+    seq[1] = nn.ReLU()  # another activation module at the same place: the kept graph reads it
+    seq[0].weight = nn.Parameter(torch.randn(7, K, dtype=torch.float64))  # a new parameter object
+    net = capture.mlp_of(seq, x)
+    assert traces == [] and isinstance(net.trunk[0].act, type(capture.mlp.ReLU()))
+    torch.testing.assert_close(net.forward(z), seq(z), rtol=1e-12, atol=1e-12)
+    seq.insert(2, nn.Linear(7, 7).double())  # a new layer: the kept graph misses it on the probe, so a new trace
+    net = capture.mlp_of(seq, x)
+    assert len(traces) == 1 and len(net.trunk) == 2
+    torch.testing.assert_close(net.forward(z), seq(z), rtol=1e-12, atol=1e-12)
+
+
+def test_kept_graphs_do_not_keep_modules_alive():
+    import gc
+    import weakref
+
+    from rdfast.fastpath import capture
+
+    seq = nn.Sequential(nn.Linear(K, 7), nn.Tanh(), nn.Linear(7, P)).double()
+    assert capture.mlp_of(seq, torch.rand(N, P, dtype=torch.float64)) is not None
+    alive = weakref.ref(seq)
+    del seq
+    gc.collect()
+    assert alive() is None
