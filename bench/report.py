@@ -199,7 +199,7 @@ def main(argv=None):
              "GFLOP/s counts the FLOPs of L decoder forwards + L input-gradient backwards at the median time "
              "(for `published` the useful work only; it does L + 5 forwards and L + 1 backwards).", "",
              "Providers: `rdfast-cpu` / `rdfast-torch`: `rdfast.ais` with that backend on the decoder as the "
-             "configuration writes it (the whole call, decoder capture and set-up included, amortised over the "
+             "configuration writes it (the whole call, decoder capture (after the first call: reading the kept torch.fx graph and checking it) and set-up included, amortised over the "
              "block; dense decoders in any form take the MLP fast path of rdfast/fastpath/, `cpu` with the "
              "compiled fused kernels and Philox, `torch` with torch ops only); `published`: bench/published.py, "
              "the published loop's cost structure without its per-step gc/file writes; `floor-autograd`: "
