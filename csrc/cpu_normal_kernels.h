@@ -7,9 +7,6 @@
 // (r12 cos 2πu1, r12 sin 2πu1, r34 cos 2πu3, r34 sin 2πu3), in double (vecmath_f64.h), then the
 // first K values of the row rounded to T.
 
-// (w + ½)·2⁻³², exact in double.
-inline double unit_open(uint32_t w) { return (static_cast<double>(w) + 0.5) * (1.0 / 4294967296.0); }
-
 // One row's values in three vectorised passes over planes v_i[b] (b < n_blocks, plane i of the
 // four Box–Muller outputs), which run about twice as fast as one pass doing everything: the words'
 // uniforms; the transform in place; the first K values, interleaved (value 4b + i is v_i[b]), to T.

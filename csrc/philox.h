@@ -43,6 +43,9 @@ struct PhiloxArgs { RDFAST_PHILOX_ARGS(RDFAST_FIELD) };
 struct NormalArgs { RDFAST_NORMAL_ARGS(RDFAST_FIELD) };
 struct UniformArgs { RDFAST_UNIFORM_ARGS(RDFAST_FIELD) };
 
+// A uint32 word -> (w + ½)·2⁻³² in (0, 1), exact in double, as rdfast.sampling.rng._unit_open.
+RDFAST_HD double unit_open(uint32_t w) { return (static_cast<double>(w) + 0.5) * (1.0 / 4294967296.0); }
+
 // Two uint32 words -> a uniform in (0, 1) with 53 random bits (27 + 26), exactly as
 // rdfast.sampling.rng._unit_53: every step is exact in double.
 RDFAST_HD double unit_53(uint32_t high, uint32_t low) {

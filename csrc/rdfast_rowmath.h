@@ -36,7 +36,7 @@ RDFAST_HD T exp_of(T x) {
 template <class T>
 RDFAST_HD T exp_nonpositive_of(T x) {
 #ifndef __CUDA_ARCH__
-  if constexpr (std::is_same_v<T, float>) return vecmath::exp_nonpositive_f32(x);
+  if constexpr (std::is_same_v<T, float>) return vecmath::exp_below_f32(x);
 #endif
   return std::exp(x);
 }

@@ -19,7 +19,7 @@ constexpr float kLn2Lo = -2.12194440e-4f;
 
 inline float from_bits(int32_t bits) { return __builtin_bit_cast(float, bits); }
 
-// e^x for x ≤ ½ln2 (e^x ≤ √2), the shared part of exp_f32 and exp_nonpositive_f32. x = n ln2 + r,
+// e^x for x ≤ ½ln2 (e^x ≤ √2: no overflow to guard), exp_f32's core. x = n ln2 + r,
 // |r| ≤ ½ln2: e^r = 1 + r + r² Q(r), times 2^n built in the exponent bits. Below x = −86.6 the
 // result is e^−86.6 ≈ 2.4e-38 (no subnormals); NaN stays.
 inline float exp_below_f32(float x) {
@@ -34,9 +34,6 @@ inline float exp_below_f32(float x) {
   const int32_t ni = static_cast<int32_t>(n == n ? n : 0.0f);  // n is in [−125, 128] or NaN
   return er * from_bits((ni + 126) << 23) * 2.0f;              // 2^n = 2^(n−1)·2 stays normal
 }
-
-// e^x for x ≤ 0 (e^{−|ℓ|} of the Bernoulli terms): no overflow to guard.
-inline float exp_nonpositive_f32(float x) { return exp_below_f32(x); }
 
 // e^x for any x: as exp_below_f32 with x clamped to 88.72, +inf above it.
 inline float exp_f32(float x) {

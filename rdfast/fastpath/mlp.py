@@ -229,7 +229,6 @@ class MLPEvaluator:
         # per layer: the compiled δ ← δ ⊙ φ'(a), or None (torch ops: Activation.backward_)
         self.act_backward = [cpu_kernels.act_backward(l.act.code, l.act.param, delta, out) if b is not None else None
                              for l, delta, out, b in zip(self.layers, self.delta, self.out, self.fused_bias)]
-        self.grad_rows = rows
         self.program = self._program(rows) if self.fused_output else None  # the whole call in C++, or None
 
     def _program(self, rows: int):
@@ -295,8 +294,9 @@ class MLPEvaluator:
 
     def _program_takes(self, z: torch.Tensor, d: torch.Tensor, g: torch.Tensor) -> bool:
         """Whether the program (raw addresses) may run on these buffers: its shapes, dtypes, contiguous."""
-        shape = (self.grad_rows, self.net.latent_dim)
-        return (z.shape == shape and g.shape == shape and d.shape == (self.grad_rows,) and z.dtype == g.dtype
+        rows = self.delta[-1].shape[0]
+        shape = (rows, self.net.latent_dim)
+        return (z.shape == shape and g.shape == shape and d.shape == (rows,) and z.dtype == g.dtype
                 == self.x_flat.dtype and d.dtype == torch.float64 and z.is_contiguous() and g.is_contiguous()
                 and d.is_contiguous())
 

@@ -79,6 +79,11 @@ def _compiled(device: torch.device) -> bool:
     return device.type == "cuda" and backends.runs("cuda", device)
 
 
+def _compiled_cpu(items: torch.Tensor, dtype: torch.dtype) -> bool:
+    """Whether the compiled CPU kernels draw in ``dtype`` for ``items`` (float32/64 on the CPU)."""
+    return items.device.type == "cpu" and dtype in TORCH_DTYPES and _compiled(items.device)
+
+
 def _words(seed: int, items: torch.Tensor, n_chains: int, n_blocks: int, step, stream: int):
     """The four words, each [N, M, n_blocks], for rows (item, chain) × blocks; compiled where possible."""
     if _compiled(items.device):
@@ -95,7 +100,7 @@ def normal(seed: int, items: torch.Tensor, n_chains: int, dim: int, step, stream
            dtype=torch.float64) -> torch.Tensor:
     """Standard normals [N·M, dim] for rows (items[n], chain m) at ``step`` of ``stream``: on the
     CPU by the compiled kernel where there is one, else ``normal_twin``."""
-    if items.device.type == "cpu" and dtype in TORCH_DTYPES and _compiled(items.device):
+    if _compiled_cpu(items, dtype):
         return native.philox_normals(seed, items, n_chains, dim, step, stream, dtype)
     return normal_twin(seed, items, n_chains, dim, step, stream, dtype)
 
@@ -155,20 +160,17 @@ class Keys:
         """Two independent uniforms in (0, 1) [N·M] each, float64; the first is ``uniform``'s."""
         return uniform_pair(self.seed, self.items, self.n_chains, step, stream)
 
-    def _compiled_into(self, out: torch.Tensor) -> bool:
-        return out.device.type == "cpu" and self.items.device.type == "cpu" and _compiled(out.device)
-
     def normal_into(self, step, stream: int, out: torch.Tensor):
         """A draw ``launch()`` writing ``normal(step, stream, dim, out.dtype)`` into ``out`` [N·M, dim]
         (contiguous), prepared once: ``step`` an int (fixed) or a 0-d int64 tensor read at each draw."""
-        if self._compiled_into(out) and out.dtype in TORCH_DTYPES:
+        if _compiled_cpu(self.items, out.dtype) and out.device == self.items.device:
             return native.normals_launch(self.seed, self.items, self.n_chains, step, stream, out)
         return lambda: out.copy_(self.normal(step, stream, out.shape[1], out.dtype))
 
     def uniform_into(self, step, stream: int, first: torch.Tensor, second: torch.Tensor = None):
         """A draw ``launch()`` writing ``uniform`` (and with ``second``, ``uniform_pair``'s second) into
         float64 [N·M] buffers, prepared once as ``normal_into``."""
-        if self._compiled_into(first):
+        if _compiled_cpu(self.items, first.dtype) and first.device == self.items.device:
             return native.uniforms_launch(self.seed, self.items, self.n_chains, step, stream, first, second)
         if second is None:
             return lambda: first.copy_(self.uniform(step, stream))
